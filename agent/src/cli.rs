@@ -1,0 +1,119 @@
+//! Command-line flags. Every flag also reads `HEARTH_<FLAG>` from the environment.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Hearth: the storage and networking agent of a Kubernetes virtualization platform.
+#[derive(Debug, Parser)]
+#[command(name = "hearth", version, about)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(
+        long,
+        global = true,
+        env = "HEARTH_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run both roles in one process on this machine (loop devices over sparse files).
+    Dev(DevArgs),
+    /// Run the node role: CSI Identity and Node on a unix socket.
+    Node(NodeArgs),
+    /// Run the coordinator role: CSI Identity and Controller on a unix socket.
+    Coordinator(CoordinatorArgs),
+    /// Drive a CSI socket by hand, the way kubelet and the sidecars would.
+    Csi(crate::csi_cmd::CsiArgs),
+}
+
+/// Storage backends.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Backend {
+    /// Sparse files attached as loop devices.
+    Loopfile,
+}
+
+/// Flags of `hearth dev`.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// State directory: catalog, images, the CSI socket (DIR/csi.sock) and DIR/kubelet.
+    #[arg(long, env = "HEARTH_STATE_DIR")]
+    pub state_dir: PathBuf,
+    /// The node name reported to the CO.
+    #[arg(long, env = "HEARTH_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// Serve /healthz and /readyz on this address.
+    #[arg(long, env = "HEARTH_STATUS_ADDR")]
+    pub status_addr: Option<std::net::SocketAddr>,
+    /// Storage backend.
+    #[arg(long, env = "HEARTH_BACKEND", value_enum, default_value = "loopfile")]
+    pub backend: Backend,
+    /// Staging and target paths must lie under this directory (default DIR/kubelet).
+    #[arg(long, env = "HEARTH_KUBELET_DIR")]
+    pub kubelet_dir: Option<PathBuf>,
+    /// Reported as max_volumes_per_node.
+    #[arg(long, env = "HEARTH_MAX_VOLUMES", default_value_t = 256)]
+    pub max_volumes: i64,
+}
+
+/// Flags of `hearth node`.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// The node name reported to the CO.
+    #[arg(long, env = "HEARTH_NODE_NAME")]
+    pub node_name: String,
+    /// The CSI socket, `unix:///path/csi.sock`.
+    #[arg(long, env = "HEARTH_CSI_ENDPOINT")]
+    pub csi_endpoint: String,
+    /// The coordinator's agent API. The session to it is not built yet; the flag is accepted
+    /// so deployments can set it now.
+    #[arg(long, env = "HEARTH_COORDINATOR")]
+    pub coordinator: Option<String>,
+    /// State directory (loopfile images, format markers).
+    #[arg(long, env = "HEARTH_STATE_DIR", default_value = "/var/lib/hearth")]
+    pub state_dir: PathBuf,
+    /// Staging and target paths must lie under this directory.
+    #[arg(long, env = "HEARTH_KUBELET_DIR", default_value = "/var/lib/kubelet")]
+    pub kubelet_dir: PathBuf,
+    /// Serve /healthz and /readyz on this address.
+    #[arg(long, env = "HEARTH_STATUS_ADDR")]
+    pub status_addr: Option<std::net::SocketAddr>,
+    /// Reported as max_volumes_per_node.
+    #[arg(long, env = "HEARTH_MAX_VOLUMES", default_value_t = 256)]
+    pub max_volumes: i64,
+}
+
+/// Flags of `hearth coordinator`.
+#[derive(Debug, Args)]
+pub struct CoordinatorArgs {
+    /// The CSI socket, `unix:///path/csi.sock`.
+    #[arg(long, env = "HEARTH_CSI_ENDPOINT")]
+    pub csi_endpoint: String,
+    /// The agent API address. Not served yet; accepted so deployments can set it now.
+    #[arg(long, env = "HEARTH_LISTEN")]
+    pub listen: Option<String>,
+    /// State directory of the loopfile backend (catalog and images).
+    #[arg(long, env = "HEARTH_STATE_DIR", default_value = "/var/lib/hearth")]
+    pub state_dir: PathBuf,
+    /// The node whose loopfile images this coordinator manages (the volumes' topology).
+    #[arg(long, env = "HEARTH_NODE_NAME")]
+    pub node_name: Option<String>,
+}

@@ -1,0 +1,60 @@
+//! The Attacher: the node-side step that turns a volume into a local block device.
+//!
+//! For loopfile that is a loop device over the volume's sparse file; for LINSTOR it is the DRBD
+//! device. Every method checks the real state, so retries after a crash re-use what exists.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crate::CsiError;
+
+/// The health of a volume as the node sees it (CSI `VolumeCondition`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Condition {
+    /// True when something is wrong.
+    pub abnormal: bool,
+    /// What is wrong, or a short "healthy" note.
+    pub message: String,
+}
+
+impl Condition {
+    /// A healthy condition.
+    pub fn healthy(message: impl Into<String>) -> Self {
+        Self {
+            abnormal: false,
+            message: message.into(),
+        }
+    }
+
+    /// An abnormal condition.
+    pub fn abnormal(message: impl Into<String>) -> Self {
+        Self {
+            abnormal: true,
+            message: message.into(),
+        }
+    }
+}
+
+/// Makes volumes available as local block devices.
+#[async_trait::async_trait]
+pub trait Attacher: Send + Sync + 'static {
+    /// Attaches the volume and returns its device node. Re-uses an existing attachment.
+    /// Returns NOT_FOUND when the volume does not exist.
+    async fn attach(
+        &self,
+        volume_id: &str,
+        publish_context: &HashMap<String, String>,
+    ) -> Result<PathBuf, CsiError>;
+
+    /// The device node of the volume if it is attached now.
+    async fn device(&self, volume_id: &str) -> Result<Option<PathBuf>, CsiError>;
+
+    /// Detaches the volume. Succeeds when it is not attached.
+    async fn detach(&self, volume_id: &str) -> Result<(), CsiError>;
+
+    /// Makes the attached device see a grown volume and returns the device size in bytes.
+    async fn refresh_size(&self, volume_id: &str) -> Result<u64, CsiError>;
+
+    /// The volume's health as the node sees it.
+    async fn condition(&self, volume_id: &str) -> Result<Condition, CsiError>;
+}

@@ -1,0 +1,345 @@
+//! The external filesystem tools: `blkid` to probe, `mkfs.ext4`/`mkfs.xfs` to format,
+//! `resize2fs`/`xfs_growfs` to grow.
+//!
+//! This module owns finding those tools (by absolute path, never through `PATH`), running them
+//! (stdin from /dev/null, stderr captured, killed if the agent dies) and reading their answers.
+//! It must not mount or unmount, and [`probe`] must never write to the device.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use nix::sys::signal::Signal;
+
+use super::{FsType, MountError, Probe};
+
+/// Where the tools are looked for, in order. `PATH` is not used: the agent's environment is not
+/// trusted to point at the right binaries.
+const TOOL_DIRS: &[&str] = &["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+
+/// How much of a device must read as zeros for it to count as blank.
+const BLANK_CHECK_BYTES: usize = 1 << 20;
+
+/// A tool and the Debian package that ships it.
+#[derive(Debug, Clone, Copy)]
+struct Tool {
+    /// The binary's file name.
+    name: &'static str,
+    /// The Debian package to install when it is missing.
+    package: &'static str,
+}
+
+const BLKID: Tool = Tool {
+    name: "blkid",
+    package: "util-linux",
+};
+const MKFS_EXT4: Tool = Tool {
+    name: "mkfs.ext4",
+    package: "e2fsprogs",
+};
+const MKFS_XFS: Tool = Tool {
+    name: "mkfs.xfs",
+    package: "xfsprogs",
+};
+const RESIZE2FS: Tool = Tool {
+    name: "resize2fs",
+    package: "e2fsprogs",
+};
+const XFS_GROWFS: Tool = Tool {
+    name: "xfs_growfs",
+    package: "xfsprogs",
+};
+
+/// Reads what `device` holds: blkid's low-level probe first, then, when blkid finds nothing,
+/// the first MiB of the device, which must be all zeros for [`Probe::Blank`]. Never writes.
+pub(super) fn probe(device: &Path) -> Result<Probe, MountError> {
+    let fail = |reason: String| MountError::Probe {
+        device: device.to_owned(),
+        reason,
+    };
+    let blkid = find_tool(BLKID).map_err(fail)?;
+    let output = run(Command::new(blkid)
+        .args(["-p", "-o", "export", "--"])
+        .arg(device))
+    .map_err(|e| fail(format!("running blkid: {e}")))?;
+
+    match output.status.code() {
+        // Something found: a filesystem (TYPE) or a partition table (PTTYPE).
+        Some(0) => {
+            if let Some(name) = signature(&String::from_utf8_lossy(&output.stdout)) {
+                return Ok(Probe::Signature(name));
+            }
+            // Found something it cannot name (no TYPE nor PTTYPE): decide on the bytes.
+        }
+        // Nothing found.
+        Some(2) => {}
+        // Ambivalent result: several signatures. Certainly data, never blank.
+        Some(8) => return Ok(Probe::UnknownData),
+        _ => return Err(fail(format!("blkid {}", describe_failure(&output)))),
+    }
+
+    let all_zero = leading_bytes_are_zero(device, BLANK_CHECK_BYTES)
+        .map_err(|e| fail(format!("reading the first MiB: {e}")))?;
+    Ok(if all_zero {
+        Probe::Blank
+    } else {
+        Probe::UnknownData
+    })
+}
+
+/// Picks the signature name out of `blkid -o export` output: `TYPE=`, else `PTTYPE=`.
+fn signature(export: &str) -> Option<String> {
+    let value = |key: &str| {
+        export
+            .lines()
+            .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    value("TYPE").or_else(|| value("PTTYPE"))
+}
+
+/// True when the first `limit` bytes of `device` (or all of it, if smaller) are zero.
+fn leading_bytes_are_zero(device: &Path, limit: usize) -> std::io::Result<bool> {
+    // Opened read-only: a probe never writes.
+    let file = File::open(device)?;
+    let mut reader = file.take(u64::try_from(limit).unwrap_or(u64::MAX));
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok(true),
+            Ok(n) => {
+                if buf[..n].iter().any(|&b| b != 0) {
+                    return Ok(false);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Creates `fs` on `device`. Without `force` the device is probed first and anything but
+/// [`Probe::Blank`] is refused: mke2fs does not check for an existing filesystem when stdin is
+/// not a terminal, so the tools alone cannot be trusted to refuse.
+pub(super) fn format(device: &Path, fs: FsType, force: bool) -> Result<(), MountError> {
+    let fail = |reason: String| MountError::Format {
+        device: device.to_owned(),
+        fs: fs.as_str(),
+        reason,
+    };
+    if !force {
+        match probe(device)? {
+            Probe::Blank => {}
+            Probe::Signature(name) => {
+                return Err(fail(format!(
+                    "the device holds a {name} signature; refusing without force"
+                )))
+            }
+            Probe::UnknownData => {
+                return Err(fail(
+                    "the device holds unknown data; refusing without force".to_owned(),
+                ))
+            }
+        }
+    }
+
+    let mut command = match fs {
+        FsType::Ext4 => {
+            let mut c = Command::new(find_tool(MKFS_EXT4).map_err(fail)?);
+            c.arg("-q");
+            if force {
+                c.arg("-F");
+            }
+            c.args(["-E", "nodiscard,lazy_itable_init=1,lazy_journal_init=1"]);
+            c
+        }
+        FsType::Xfs => {
+            let mut c = Command::new(find_tool(MKFS_XFS).map_err(fail)?);
+            c.args(["-q", "-K"]);
+            if force {
+                c.arg("-f");
+            }
+            c
+        }
+    };
+    command.arg(device);
+    tracing::info!(device = %device.display(), fs = fs.as_str(), force, "formatting");
+    let output = run(&mut command).map_err(|e| fail(format!("running mkfs: {e}")))?;
+    if !output.status.success() {
+        return Err(fail(format!("mkfs {}", describe_failure(&output))));
+    }
+    Ok(())
+}
+
+/// Grows the filesystem to fill its device, online: `resize2fs <device>` for ext4,
+/// `xfs_growfs -d <mount_path>` for XFS.
+pub(super) fn grow(device: &Path, mount_path: &Path, fs: FsType) -> Result<(), MountError> {
+    let fail = |reason: String| MountError::Resize {
+        device: device.to_owned(),
+        reason,
+    };
+    let mut command = match fs {
+        FsType::Ext4 => {
+            let mut c = Command::new(find_tool(RESIZE2FS).map_err(fail)?);
+            c.arg(device);
+            c
+        }
+        FsType::Xfs => {
+            let mut c = Command::new(find_tool(XFS_GROWFS).map_err(fail)?);
+            c.arg("-d").arg(mount_path);
+            c
+        }
+    };
+    tracing::info!(device = %device.display(), mount_path = %mount_path.display(), fs = fs.as_str(), "growing filesystem");
+    let output = run(&mut command).map_err(|e| fail(format!("running the resize tool: {e}")))?;
+    if !output.status.success() {
+        return Err(fail(format!("resize {}", describe_failure(&output))));
+    }
+    Ok(())
+}
+
+/// Finds `tool` in [`TOOL_DIRS`]. The error names the tool and the package that ships it.
+fn find_tool(tool: Tool) -> Result<PathBuf, String> {
+    find_tool_in(tool, TOOL_DIRS)
+}
+
+fn find_tool_in(tool: Tool, dirs: &[&str]) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    dirs.iter()
+        .map(|dir| Path::new(dir).join(tool.name))
+        .find(|path| {
+            std::fs::metadata(path)
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+        .ok_or_else(|| {
+            format!(
+                "{} not found in {}; install the Debian package {}",
+                tool.name,
+                dirs.join(", "),
+                tool.package
+            )
+        })
+}
+
+/// Runs a tool to completion: stdin from /dev/null (so it can never wait for an answer),
+/// stdout and stderr captured, and SIGKILL delivered to it if the agent dies first.
+fn run(command: &mut Command) -> std::io::Result<Output> {
+    let parent = nix::unistd::getpid();
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
+    // calls are allowed. It makes two raw syscalls (prctl and getppid) and builds an io::Error
+    // from an errno, none of which allocates, takes a lock or touches shared state.
+    unsafe {
+        command.pre_exec(move || {
+            // The death signal fires when the forking *thread* exits; `run` waits for the child
+            // on that same thread, so the thread outlives the child unless the agent dies.
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+            // The agent may have died between fork and prctl: then no signal will come.
+            if nix::unistd::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+    command.output()
+}
+
+/// The exit status and the tool's stderr (or stdout, when stderr is empty), for an error.
+fn describe_failure(output: &Output) -> String {
+    let status = match (output.status.code(), output.status.signal()) {
+        (Some(code), _) => format!("exited with {code}"),
+        (None, Some(signal)) => format!("was killed by signal {signal}"),
+        (None, None) => "failed".to_owned(),
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let text = if stderr.trim().is_empty() {
+        stdout.trim()
+    } else {
+        stderr.trim()
+    };
+    if text.is_empty() {
+        status
+    } else {
+        format!("{status}: {text}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_prefers_type_over_pttype() {
+        let export =
+            "DEVNAME=/dev/loop0\nUUID=3b1a\nBLOCK_SIZE=1024\nTYPE=ext4\nUSAGE=filesystem\n";
+        assert_eq!(signature(export).as_deref(), Some("ext4"));
+        let export = "DEVNAME=/dev/loop0\nPTUUID=1234\nPTTYPE=gpt\n";
+        assert_eq!(signature(export).as_deref(), Some("gpt"));
+        let export = "DEVNAME=/dev/loop0\nPTTYPE=dos\nTYPE=LVM2_member\n";
+        assert_eq!(signature(export).as_deref(), Some("LVM2_member"));
+        // SEC_TYPE must not be mistaken for TYPE, nor an empty value for a name.
+        assert_eq!(signature("SEC_TYPE=ext2\nTYPE=\n"), None);
+        assert_eq!(signature(""), None);
+    }
+
+    #[test]
+    fn missing_tool_names_the_package() {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = [dir.path().to_str().unwrap()];
+        let err = find_tool_in(MKFS_XFS, &dirs).unwrap_err();
+        assert!(err.contains("mkfs.xfs"), "{err}");
+        assert!(err.contains("xfsprogs"), "{err}");
+
+        // A file that is not executable does not count.
+        std::fs::write(dir.path().join("mkfs.xfs"), "").unwrap();
+        assert!(find_tool_in(MKFS_XFS, &dirs).is_err());
+    }
+
+    #[test]
+    fn finds_tools_by_absolute_path() {
+        let path = find_tool(BLKID).unwrap();
+        assert!(path.is_absolute());
+        assert!(path.ends_with("blkid"));
+    }
+
+    #[test]
+    fn run_reports_stderr_and_status() {
+        let sh = find_tool_in(
+            Tool {
+                name: "sh",
+                package: "dash",
+            },
+            TOOL_DIRS,
+        )
+        .unwrap();
+        let output = run(Command::new(sh).args(["-c", "read x; echo oops >&2; exit 3"])).unwrap();
+        // stdin is /dev/null: `read` returns at once instead of blocking.
+        assert_eq!(output.status.code(), Some(3));
+        assert_eq!(describe_failure(&output), "exited with 3: oops");
+    }
+
+    #[test]
+    fn zero_check_reads_only_the_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("img");
+        let mut bytes = vec![0u8; 2 * BLANK_CHECK_BYTES];
+        bytes[BLANK_CHECK_BYTES + 10] = 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(leading_bytes_are_zero(&path, BLANK_CHECK_BYTES).unwrap());
+        bytes[BLANK_CHECK_BYTES - 1] = 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(!leading_bytes_are_zero(&path, BLANK_CHECK_BYTES).unwrap());
+        // A short file that is all zeros is blank.
+        std::fs::write(&path, [0u8; 10]).unwrap();
+        assert!(leading_bytes_are_zero(&path, BLANK_CHECK_BYTES).unwrap());
+    }
+}

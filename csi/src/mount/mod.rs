@@ -1,0 +1,221 @@
+//! The Mounter: format, mount, bind, unmount, resize and filesystem statistics.
+//!
+//! This is the only code in Hearth that mounts or formats. Every method checks the real state
+//! (mountinfo, blkid) so callers can retry freely. It never formats a device that holds data:
+//! [`Mounter::probe`] tells blank from formatted from unknown data, and the caller decides.
+
+mod format;
+mod host;
+pub mod mountinfo;
+
+use std::path::{Path, PathBuf};
+
+pub use host::HostMounter;
+pub use mountinfo::MountEntry;
+
+/// A filesystem Hearth can create and grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsType {
+    /// ext4, the default.
+    Ext4,
+    /// XFS.
+    Xfs,
+}
+
+impl FsType {
+    /// The name as mount(2), blkid and CSI `fs_type` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ext4 => "ext4",
+            Self::Xfs => "xfs",
+        }
+    }
+
+    /// Parses a CSI `fs_type`; empty means the default, ext4.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "" | "ext4" => Some(Self::Ext4),
+            "xfs" => Some(Self::Xfs),
+            _ => None,
+        }
+    }
+}
+
+/// What a device holds, from a probe that reads it but never writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// No signature and the first MiB reads as zeros: safe to format.
+    Blank,
+    /// A filesystem or other signature that blkid names (`ext4`, `xfs`, `LVM2_member`, `dos`...).
+    Signature(String),
+    /// No signature blkid knows, but non-zero bytes: treat as data, never format.
+    UnknownData,
+}
+
+/// Options for a mount, from the CSI volume capability and the readonly flag.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MountOptions {
+    /// Mount read-only.
+    pub readonly: bool,
+    /// Mount flags from `VolumeCapability.mount.mount_flags`, e.g. `noatime`, `discard`.
+    /// Validated by [`validate_mount_flags`] before they reach a Mounter.
+    pub flags: Vec<String>,
+}
+
+/// Filesystem usage from statvfs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsStats {
+    /// Total bytes.
+    pub total_bytes: u64,
+    /// Bytes available to unprivileged users.
+    pub available_bytes: u64,
+    /// Bytes in use.
+    pub used_bytes: u64,
+    /// Total inodes.
+    pub total_inodes: u64,
+    /// Free inodes.
+    pub free_inodes: u64,
+    /// Inodes in use.
+    pub used_inodes: u64,
+}
+
+/// A failed mount-side step. Each variant names the step and carries the path.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    /// A mount flag is unknown, not allowed (bind, remount...) or malformed.
+    #[error("mount flag {flag:?} is not allowed: {reason}")]
+    InvalidFlag {
+        /// The flag as given.
+        flag: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// Reading /proc/self/mountinfo failed.
+    #[error("reading mountinfo: {0}")]
+    ReadMountinfo(String),
+    /// blkid failed to probe the device.
+    #[error("probing {device}: {reason}")]
+    Probe {
+        /// The device.
+        device: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// mkfs failed.
+    #[error("formatting {device} as {fs}: {reason}")]
+    Format {
+        /// The device.
+        device: PathBuf,
+        /// The filesystem.
+        fs: &'static str,
+        /// mkfs's stderr or the spawn error.
+        reason: String,
+    },
+    /// mount(2) failed.
+    #[error("mounting {source_path} on {target}: {errno}")]
+    Mount {
+        /// The device or directory mounted.
+        source_path: PathBuf,
+        /// The mount point.
+        target: PathBuf,
+        /// The error from the kernel.
+        errno: nix::errno::Errno,
+    },
+    /// umount(2) failed.
+    #[error("unmounting {target}: {errno}")]
+    Unmount {
+        /// The mount point.
+        target: PathBuf,
+        /// The error from the kernel.
+        errno: nix::errno::Errno,
+    },
+    /// Creating or removing a mount point failed.
+    #[error("preparing mount point {path}: {source}")]
+    MountPoint {
+        /// The mount point.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Growing the filesystem failed.
+    #[error("growing the filesystem on {device}: {reason}")]
+    Resize {
+        /// The device.
+        device: PathBuf,
+        /// The tool's stderr or the spawn error.
+        reason: String,
+    },
+    /// statvfs failed.
+    #[error("statvfs {path}: {errno}")]
+    Stats {
+        /// The path.
+        path: PathBuf,
+        /// The error from the kernel.
+        errno: nix::errno::Errno,
+    },
+}
+
+/// The only interface through which Hearth mounts, formats or unmounts.
+///
+/// Methods are synchronous (they are syscalls and short-lived tools); async callers run them on
+/// the blocking pool.
+pub trait Mounter: Send + Sync + 'static {
+    /// Reads what the device holds without writing to it.
+    fn probe(&self, device: &Path) -> Result<Probe, MountError>;
+
+    /// Creates a filesystem on `device`. Callers must have probed it [`Probe::Blank`], or know
+    /// that an earlier format of their own was interrupted (`force`). Without `force` the
+    /// device is probed again and anything but [`Probe::Blank`] is refused: mkfs tools cannot be
+    /// relied on for that (mke2fs never asks when stdin is not a terminal).
+    fn format(&self, device: &Path, fs: FsType, force: bool) -> Result<(), MountError>;
+
+    /// Mounts the filesystem on `device` at the directory `target` (created if missing).
+    /// Succeeds without doing anything when `device` is already mounted there with the same type
+    /// and read-only-ness; anything else already mounted at `target` is `EBUSY`. A `target` that
+    /// is a symbolic link is refused.
+    fn mount_device(
+        &self,
+        device: &Path,
+        target: &Path,
+        fs: FsType,
+        opts: &MountOptions,
+    ) -> Result<(), MountError>;
+
+    /// Bind-mounts `source` (a directory or a device node) on `target`. A missing target is
+    /// created as a directory or an empty file to match the source. Read-only binds are remounted
+    /// read-only in a second step, as the kernel requires (a failed remount undoes the bind).
+    /// Succeeds without doing anything when `source` is already bound there the same way,
+    /// finishes a read-only bind whose remount did not happen, and refuses (`EBUSY`) anything
+    /// else already mounted at `target`. A `target` that is a symbolic link is refused.
+    ///
+    /// A read-only bind of a device node does not stop writes to the device: the kernel only
+    /// refuses writes to regular files, directories and symlinks on a read-only mount.
+    fn bind(&self, source: &Path, target: &Path, opts: &MountOptions) -> Result<(), MountError>;
+
+    /// Unmounts every mount stacked on `target`. Returns false when nothing was mounted there.
+    /// A busy mount is an error (`EBUSY`), never detached lazily; a symbolic link at `target` is
+    /// not followed.
+    fn unmount(&self, target: &Path) -> Result<bool, MountError>;
+
+    /// The top-most mount at `target`, from mountinfo.
+    fn mount_at(&self, target: &Path) -> Result<Option<MountEntry>, MountError>;
+
+    /// Every mount in this mount namespace, from mountinfo.
+    fn mounts(&self) -> Result<Vec<MountEntry>, MountError>;
+
+    /// Grows the filesystem on `device`, mounted at `mount_path`, to fill the device.
+    fn grow(&self, device: &Path, mount_path: &Path, fs: FsType) -> Result<(), MountError>;
+
+    /// Filesystem usage at `path`.
+    fn stats(&self, path: &Path) -> Result<FsStats, MountError>;
+}
+
+/// Checks mount flags from a CSI capability. Flags that change what is mounted or where
+/// (bind, move, remount, ...) are refused; everything else is passed to mount(2) as a flag it
+/// knows or as filesystem data.
+pub fn validate_mount_flags(flags: &[String]) -> Result<(), MountError> {
+    for flag in flags {
+        host::parse_flag(flag)?;
+    }
+    Ok(())
+}

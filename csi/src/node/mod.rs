@@ -1,0 +1,541 @@
+//! The CSI Node service, generic over an [`Attacher`] and a [`Mounter`].
+//!
+//! Every call checks the real state (mountinfo, the attached device) rather than a cache, so
+//! kubelet may retry anything after a crash. Handlers validate first (INVALID_ARGUMENT), take the
+//! per-volume lock (ABORTED when busy), then act. Paths must lie under the kubelet directory.
+
+mod markers;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hearth_proto::csi::v1::node_server::Node;
+use hearth_proto::csi::v1::node_service_capability::{self, rpc};
+use hearth_proto::csi::v1::*;
+use tonic::{Request, Response, Status};
+
+use crate::attach::{Attacher, Condition};
+use crate::controller::to_csi_condition;
+use crate::host::loopdev;
+use crate::locks::OperationLocks;
+use crate::mount::{FsType, MountEntry, Mounter, Probe};
+use crate::validate::{self, Access};
+use crate::CsiError;
+
+pub use markers::FormatMarkers;
+
+/// What the node service needs to know about its node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The node ID reported to the CO.
+    pub node_id: String,
+    /// Every staging and target path must lie under this directory.
+    pub kubelet_dir: PathBuf,
+    /// Reported as max_volumes_per_node.
+    pub max_volumes_per_node: i64,
+    /// Where format markers live.
+    pub markers_dir: PathBuf,
+}
+
+/// The Node service.
+pub struct NodeService<A, M> {
+    attacher: Arc<A>,
+    mounter: Arc<M>,
+    config: NodeConfig,
+    markers: FormatMarkers,
+    locks: OperationLocks,
+}
+
+impl<A: Attacher, M: Mounter> NodeService<A, M> {
+    /// A node service; creates the marker directory.
+    pub fn new(attacher: Arc<A>, mounter: Arc<M>, config: NodeConfig) -> std::io::Result<Self> {
+        let markers = FormatMarkers::new(&config.markers_dir)?;
+        Ok(Self {
+            attacher,
+            mounter,
+            config,
+            markers,
+            locks: OperationLocks::default(),
+        })
+    }
+
+    /// Runs a mounter call on the blocking pool.
+    async fn host<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&M) -> Result<T, crate::mount::MountError> + Send + 'static,
+    ) -> Result<T, CsiError> {
+        let m = Arc::clone(&self.mounter);
+        Ok(tokio::task::spawn_blocking(move || f(&m)).await??)
+    }
+
+    fn path(&self, field: &str, value: &str) -> Result<PathBuf, CsiError> {
+        validate::path_under(field, value, &self.config.kubelet_dir)
+    }
+
+    fn capability(cap: Option<&VolumeCapability>) -> Result<Access, CsiError> {
+        let cap =
+            cap.ok_or_else(|| CsiError::InvalidArgument("volume_capability is required".into()))?;
+        validate::access(cap, false)
+    }
+
+    async fn mount_at(&self, path: &Path) -> Result<Option<MountEntry>, CsiError> {
+        let p = path.to_owned();
+        self.host(move |m| m.mount_at(&p)).await
+    }
+
+    async fn stage(&self, req: NodeStageVolumeRequest) -> Result<(), CsiError> {
+        let id = validate::required("volume_id", &req.volume_id)?.to_owned();
+        let staging = self.path("staging_target_path", &req.staging_target_path)?;
+        let access = Self::capability(req.volume_capability.as_ref())?;
+        let _lock = self.locks.try_lock(&id)?;
+        let was_attached = self.attacher.device(&id).await?.is_some();
+        let device = self.attacher.attach(&id, &req.publish_context).await?;
+        let result = self.stage_on(&id, device, &staging, &access).await;
+        if result.is_err() && !was_attached {
+            // Leave the host as it was: a failed first stage keeps no loop device.
+            if let Err(e) = self.attacher.detach(&id).await {
+                tracing::warn!(volume = %id, "detaching after a failed stage: {e}");
+            }
+        }
+        result
+    }
+
+    async fn stage_on(
+        &self,
+        id: &str,
+        device: PathBuf,
+        staging: &Path,
+        access: &Access,
+    ) -> Result<(), CsiError> {
+        let Access::Mount { fs, .. } = access else {
+            return Ok(());
+        };
+        if let Some(existing) = self.mount_at(staging).await? {
+            return if is_mount_of(&existing, &device)? {
+                Ok(())
+            } else {
+                Err(CsiError::AlreadyExists(format!(
+                    "{} already has {} mounted from {}",
+                    staging.display(),
+                    existing.fs_type,
+                    existing.source
+                )))
+            };
+        }
+        self.ensure_formatted(id, &device, *fs).await?;
+        let opts = access.mount_options(false);
+        let (fs, staging) = (*fs, staging.to_owned());
+        self.host(move |m| m.mount_device(&device, &staging, fs, &opts))
+            .await?;
+        tracing::info!(volume = %id, "staged");
+        Ok(())
+    }
+
+    /// Formats the device if it is blank, or if a format of Hearth's own was interrupted.
+    /// Refuses anything that holds other data.
+    async fn ensure_formatted(&self, id: &str, device: &Path, fs: FsType) -> Result<(), CsiError> {
+        let dev = device.to_owned();
+        let probe = self.host(move |m| m.probe(&dev)).await?;
+        let interrupted = self.markers.pending(id);
+        match probe {
+            Probe::Signature(found) if found == fs.as_str() && !interrupted => return Ok(()),
+            Probe::Signature(found) if !interrupted => {
+                return Err(CsiError::FailedPrecondition(format!(
+                    "volume {id} holds {found}, not {}; refusing to reformat a device with data",
+                    fs.as_str()
+                )))
+            }
+            Probe::UnknownData if !interrupted => {
+                return Err(CsiError::FailedPrecondition(format!(
+                    "volume {id} holds data without a filesystem signature; refusing to format it"
+                )))
+            }
+            Probe::Blank | Probe::Signature(_) | Probe::UnknownData => {}
+        }
+        if interrupted {
+            tracing::warn!(volume = %id, "finishing a format that a crash interrupted");
+        }
+        self.markers
+            .begin(id)
+            .map_err(|e| CsiError::internal("writing the format marker", e))?;
+        let dev = device.to_owned();
+        self.host(move |m| m.format(&dev, fs, interrupted)).await?;
+        self.markers
+            .finish(id)
+            .map_err(|e| CsiError::internal("removing the format marker", e))?;
+        tracing::info!(volume = %id, fs = fs.as_str(), "formatted a blank device");
+        Ok(())
+    }
+
+    async fn unstage(&self, req: NodeUnstageVolumeRequest) -> Result<(), CsiError> {
+        let id = validate::required("volume_id", &req.volume_id)?.to_owned();
+        let staging = self.path("staging_target_path", &req.staging_target_path)?;
+        let _lock = self.locks.try_lock(&id)?;
+        let mounts = self.host(|m| m.mounts()).await?;
+        if let Some(staged) = mounts.iter().rev().find(|e| e.mount_point == staging) {
+            if let Some(other) = mounts
+                .iter()
+                .find(|e| same_filesystem(e, staged) && e.mount_point != staging)
+            {
+                return Err(CsiError::FailedPrecondition(format!(
+                    "volume {id} is still published at {}; unpublish it first",
+                    other.mount_point.display()
+                )));
+            }
+            let target = staging.clone();
+            self.host(move |m| m.unmount(&target)).await?;
+        }
+        if let Some(device) = self.attacher.device(&id).await? {
+            if let Some(bind) = mounts.iter().find(|e| is_device_bind(e, &device)) {
+                return Err(CsiError::FailedPrecondition(format!(
+                    "block volume {id} is still published at {}; unpublish it first",
+                    bind.mount_point.display()
+                )));
+            }
+            self.attacher.detach(&id).await?;
+        }
+        tracing::info!(volume = %id, "unstaged");
+        Ok(())
+    }
+
+    async fn publish(&self, req: NodePublishVolumeRequest) -> Result<(), CsiError> {
+        let id = validate::required("volume_id", &req.volume_id)?.to_owned();
+        let target = self.path("target_path", &req.target_path)?;
+        let staging = self.path("staging_target_path", &req.staging_target_path)?;
+        let access = Self::capability(req.volume_capability.as_ref())?;
+        let opts = access.mount_options(req.readonly);
+        let _lock = self.locks.try_lock(&id)?;
+        let mounts = self.host(|m| m.mounts()).await?;
+        let source = match &access {
+            Access::Block { .. } => {
+                PublishSource::Device(self.attacher.device(&id).await?.ok_or_else(|| {
+                    CsiError::FailedPrecondition(format!("volume {id} is not staged on this node"))
+                })?)
+            }
+            Access::Mount { .. } => PublishSource::Staged(
+                mounts
+                    .iter()
+                    .rev()
+                    .find(|e| e.mount_point == staging)
+                    .cloned()
+                    .ok_or_else(|| {
+                        CsiError::FailedPrecondition(format!(
+                            "volume {id} is not staged at {}",
+                            staging.display()
+                        ))
+                    })?,
+            ),
+        };
+        let is_ours = |e: &MountEntry| source.shows(e);
+        if let Some(existing) = mounts.iter().rev().find(|e| e.mount_point == target) {
+            if is_ours(existing) && existing.read_only() == opts.readonly {
+                return Ok(());
+            }
+            return Err(CsiError::AlreadyExists(format!(
+                "{} is already mounted with another volume or another access mode",
+                target.display()
+            )));
+        }
+        if access.single_writer() {
+            if let Some(other) = mounts.iter().find(|e| is_ours(e) && !e.read_only()) {
+                return Err(CsiError::FailedPrecondition(format!(
+                    "volume {id} is SINGLE_NODE_SINGLE_WRITER and already published at {}",
+                    other.mount_point.display()
+                )));
+            }
+        }
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| CsiError::internal(format!("creating {}", parent.display()), e))?;
+        }
+        let from = match source {
+            PublishSource::Device(device) => device,
+            PublishSource::Staged(_) => staging,
+        };
+        self.host(move |m| m.bind(&from, &target, &opts)).await?;
+        tracing::info!(volume = %id, target = %req.target_path, "published");
+        Ok(())
+    }
+
+    async fn unpublish(&self, req: NodeUnpublishVolumeRequest) -> Result<(), CsiError> {
+        let id = validate::required("volume_id", &req.volume_id)?.to_owned();
+        let target = self.path("target_path", &req.target_path)?;
+        let _lock = self.locks.try_lock(&id)?;
+        self.host(move |m| {
+            m.unmount(&target)?;
+            remove_mount_point(&target)
+        })
+        .await?;
+        tracing::info!(volume = %id, target = %req.target_path, "unpublished");
+        Ok(())
+    }
+
+    async fn stats(
+        &self,
+        req: NodeGetVolumeStatsRequest,
+    ) -> Result<NodeGetVolumeStatsResponse, CsiError> {
+        let id = validate::required("volume_id", &req.volume_id)?.to_owned();
+        let path = self.path("volume_path", &req.volume_path)?;
+        if !path.exists() {
+            return Err(CsiError::NotFound(format!(
+                "volume path {} does not exist",
+                path.display()
+            )));
+        }
+        let mount = self.mount_at(&path).await?.ok_or_else(|| {
+            CsiError::NotFound(format!("volume {id} is not mounted at {}", path.display()))
+        })?;
+        let device = self.attacher.device(&id).await?;
+        let mut condition = self.attacher.condition(&id).await?;
+        let usage = match device {
+            Some(dev) if is_device_bind(&mount, &dev) => {
+                let size = tokio::task::spawn_blocking(move || loopdev::device_size(&dev))
+                    .await?
+                    .map_err(|e| CsiError::internal("reading the device size", e))?;
+                vec![VolumeUsage {
+                    total: to_i64(size),
+                    unit: volume_usage::Unit::Bytes as i32,
+                    ..Default::default()
+                }]
+            }
+            Some(_) => {
+                let p = path.clone();
+                match self.host(move |m| m.stats(&p)).await {
+                    Ok(s) => vec![
+                        VolumeUsage {
+                            available: to_i64(s.available_bytes),
+                            total: to_i64(s.total_bytes),
+                            used: to_i64(s.used_bytes),
+                            unit: volume_usage::Unit::Bytes as i32,
+                        },
+                        VolumeUsage {
+                            available: to_i64(s.free_inodes),
+                            total: to_i64(s.total_inodes),
+                            used: to_i64(s.used_inodes),
+                            unit: volume_usage::Unit::Inodes as i32,
+                        },
+                    ],
+                    Err(e) => {
+                        condition =
+                            Condition::abnormal(format!("the filesystem does not answer: {e}"));
+                        Vec::new()
+                    }
+                }
+            }
+            None => {
+                return Err(CsiError::NotFound(format!(
+                    "volume {id} is not attached on this node"
+                )));
+            }
+        };
+        Ok(NodeGetVolumeStatsResponse {
+            usage,
+            volume_condition: Some(to_csi_condition(condition)),
+        })
+    }
+
+    async fn expand(
+        &self,
+        req: NodeExpandVolumeRequest,
+    ) -> Result<NodeExpandVolumeResponse, CsiError> {
+        let id = validate::required("volume_id", &req.volume_id)?.to_owned();
+        let path = self.path("volume_path", &req.volume_path)?;
+        let block = match req.volume_capability.as_ref() {
+            Some(cap) => matches!(validate::access(cap, false)?, Access::Block { .. }),
+            None => false,
+        };
+        let (required, _) = validate::capacity(req.capacity_range.as_ref(), 0)?;
+        let _lock = self.locks.try_lock(&id)?;
+        let device = self.attacher.device(&id).await?.ok_or_else(|| {
+            CsiError::NotFound(format!("volume {id} is not attached on this node"))
+        })?;
+        let size = self.attacher.refresh_size(&id).await?;
+        if size < required {
+            return Err(CsiError::OutOfRange(format!(
+                "the device is {size} bytes, less than the {required} bytes asked for; grow the volume first"
+            )));
+        }
+        let mount = self.mount_at(&path).await?;
+        let is_block = block || mount.as_ref().is_some_and(|m| is_device_bind(m, &device));
+        if !is_block {
+            if mount.is_none() {
+                return Err(CsiError::NotFound(format!(
+                    "volume {id} is not mounted at {}",
+                    path.display()
+                )));
+            }
+            let dev = device.clone();
+            let fs = match self.host(move |m| m.probe(&dev)).await? {
+                Probe::Signature(s) => FsType::parse(&s).ok_or_else(|| {
+                    CsiError::FailedPrecondition(format!(
+                        "volume {id} holds {s}, which Hearth cannot grow"
+                    ))
+                })?,
+                other => {
+                    return Err(CsiError::FailedPrecondition(format!(
+                        "volume {id} has no filesystem to grow ({other:?})"
+                    )))
+                }
+            };
+            self.host(move |m| m.grow(&device, &path, fs)).await?;
+        }
+        tracing::info!(volume = %id, bytes = size, "grown on the node");
+        Ok(NodeExpandVolumeResponse {
+            capacity_bytes: to_i64(size),
+        })
+    }
+}
+
+/// What a publish binds from.
+enum PublishSource {
+    /// A block volume: the device node.
+    Device(PathBuf),
+    /// A filesystem volume: the staging mount.
+    Staged(MountEntry),
+}
+
+impl PublishSource {
+    /// True when `entry` is a publish of this source (not the staging mount itself).
+    fn shows(&self, entry: &MountEntry) -> bool {
+        match self {
+            Self::Device(device) => is_device_bind(entry, device),
+            Self::Staged(staged) => {
+                same_filesystem(entry, staged) && entry.mount_point != staged.mount_point
+            }
+        }
+    }
+}
+
+/// True when `entry` is a mount of the filesystem on `device`.
+fn is_mount_of(entry: &MountEntry, device: &Path) -> Result<bool, CsiError> {
+    let (major, minor) = device_numbers(device)?;
+    Ok(entry.major == major && entry.minor == minor && entry.root == Path::new("/"))
+}
+
+/// True when `a` and `b` show the same filesystem (bind mounts of one another).
+fn same_filesystem(a: &MountEntry, b: &MountEntry) -> bool {
+    a.major == b.major && a.minor == b.minor && a.root == b.root
+}
+
+/// True when `entry` is a bind mount of the device node `device` (from devtmpfs).
+fn is_device_bind(entry: &MountEntry, device: &Path) -> bool {
+    device
+        .strip_prefix("/dev")
+        .is_ok_and(|rel| entry.fs_type == "devtmpfs" && entry.root == Path::new("/").join(rel))
+}
+
+fn device_numbers(device: &Path) -> Result<(u32, u32), CsiError> {
+    let st = nix::sys::stat::stat(device)
+        .map_err(|e| CsiError::internal(format!("stat {}", device.display()), e))?;
+    let rdev = st.st_rdev;
+    Ok((
+        nix::sys::stat::major(rdev) as u32,
+        nix::sys::stat::minor(rdev) as u32,
+    ))
+}
+
+/// Removes an unmounted publish target: an empty directory or the file a block bind used.
+/// A directory that still holds files is left alone, so no data is ever removed.
+fn remove_mount_point(target: &Path) -> Result<(), crate::mount::MountError> {
+    let result = match std::fs::symlink_metadata(target) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir(target),
+        Ok(_) => std::fs::remove_file(target),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    };
+    result.map_err(|source| crate::mount::MountError::MountPoint {
+        path: target.to_owned(),
+        source,
+    })
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[tonic::async_trait]
+impl<A: Attacher, M: Mounter> Node for NodeService<A, M> {
+    async fn node_stage_volume(
+        &self,
+        r: Request<NodeStageVolumeRequest>,
+    ) -> Result<Response<NodeStageVolumeResponse>, Status> {
+        self.stage(r.into_inner()).await?;
+        Ok(Response::new(NodeStageVolumeResponse {}))
+    }
+
+    async fn node_unstage_volume(
+        &self,
+        r: Request<NodeUnstageVolumeRequest>,
+    ) -> Result<Response<NodeUnstageVolumeResponse>, Status> {
+        self.unstage(r.into_inner()).await?;
+        Ok(Response::new(NodeUnstageVolumeResponse {}))
+    }
+
+    async fn node_publish_volume(
+        &self,
+        r: Request<NodePublishVolumeRequest>,
+    ) -> Result<Response<NodePublishVolumeResponse>, Status> {
+        self.publish(r.into_inner()).await?;
+        Ok(Response::new(NodePublishVolumeResponse {}))
+    }
+
+    async fn node_unpublish_volume(
+        &self,
+        r: Request<NodeUnpublishVolumeRequest>,
+    ) -> Result<Response<NodeUnpublishVolumeResponse>, Status> {
+        self.unpublish(r.into_inner()).await?;
+        Ok(Response::new(NodeUnpublishVolumeResponse {}))
+    }
+
+    async fn node_get_volume_stats(
+        &self,
+        r: Request<NodeGetVolumeStatsRequest>,
+    ) -> Result<Response<NodeGetVolumeStatsResponse>, Status> {
+        Ok(Response::new(self.stats(r.into_inner()).await?))
+    }
+
+    async fn node_expand_volume(
+        &self,
+        r: Request<NodeExpandVolumeRequest>,
+    ) -> Result<Response<NodeExpandVolumeResponse>, Status> {
+        Ok(Response::new(self.expand(r.into_inner()).await?))
+    }
+
+    async fn node_get_capabilities(
+        &self,
+        _r: Request<NodeGetCapabilitiesRequest>,
+    ) -> Result<Response<NodeGetCapabilitiesResponse>, Status> {
+        let capabilities = [
+            rpc::Type::StageUnstageVolume,
+            rpc::Type::GetVolumeStats,
+            rpc::Type::ExpandVolume,
+            rpc::Type::VolumeCondition,
+            rpc::Type::SingleNodeMultiWriter,
+        ]
+        .into_iter()
+        .map(|t| NodeServiceCapability {
+            r#type: Some(node_service_capability::Type::Rpc(
+                node_service_capability::Rpc { r#type: t as i32 },
+            )),
+        })
+        .collect();
+        Ok(Response::new(NodeGetCapabilitiesResponse { capabilities }))
+    }
+
+    async fn node_get_info(
+        &self,
+        _r: Request<NodeGetInfoRequest>,
+    ) -> Result<Response<NodeGetInfoResponse>, Status> {
+        Ok(Response::new(NodeGetInfoResponse {
+            node_id: self.config.node_id.clone(),
+            max_volumes_per_node: self.config.max_volumes_per_node,
+            accessible_topology: Some(Topology {
+                segments: HashMap::from([(
+                    crate::TOPOLOGY_NODE_KEY.to_owned(),
+                    self.config.node_id.clone(),
+                )]),
+            }),
+        }))
+    }
+}
