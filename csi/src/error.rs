@@ -80,6 +80,7 @@ impl From<crate::mount::MountError> for CsiError {
         use crate::mount::MountError;
         match &err {
             MountError::InvalidFlag { .. } => Self::InvalidArgument(err.to_string()),
+            MountError::MissingCapability { .. } => Self::FailedPrecondition(err.to_string()),
             MountError::Unmount {
                 errno: nix::errno::Errno::EBUSY,
                 ..

@@ -13,16 +13,22 @@ use hearth_tests::requests::*;
 use hearth_tests::{connect, root_or_skip, Daemon, Mode, Sandbox};
 use tonic::Code;
 
-fn host_state() -> (BTreeSet<String>, BTreeSet<String>) {
+/// Every mount point and loop backing file on the host, except those of other tests' sandboxes
+/// (tests in this file run concurrently).
+fn host_state(own: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
+    let own = own.display().to_string();
+    let keep = |s: &String| !s.contains("/hearth-test-") || s.starts_with(&own);
     let mounts = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
         .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
+        .filter(keep)
         .collect();
     let loops = std::fs::read_dir("/sys/block")
         .unwrap()
         .flatten()
         .filter_map(|e| std::fs::read_to_string(e.path().join("loop/backing_file")).ok())
+        .filter(keep)
         .collect();
     (mounts, loops)
 }
@@ -68,7 +74,7 @@ async fn every_rpc_rejects_bad_input_and_changes_nothing() {
         .volume
         .unwrap()
         .volume_id;
-    let before = host_state();
+    let before = host_state(sb.path());
     let images_before = sb.images();
 
     // CreateVolume.
@@ -465,7 +471,7 @@ async fn every_rpc_rejects_bad_input_and_changes_nothing() {
     );
 
     assert_eq!(
-        host_state(),
+        host_state(sb.path()),
         before,
         "bad input changed mounts or loop devices"
     );

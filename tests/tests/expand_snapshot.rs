@@ -14,6 +14,15 @@ fn statfs_bytes(path: &str) -> u64 {
     st.blocks() * st.fragment_size()
 }
 
+fn has_cap_sys_resource() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << 24) != 0)
+}
+
 struct Paths {
     staging: String,
     target: String,
@@ -91,7 +100,7 @@ async fn grow_online(fs: &str, from: i64, to: i64) {
         .into_inner();
     assert_eq!(r.capacity_bytes, to);
     assert!(r.node_expansion_required);
-    let n = c
+    let grown = c
         .node
         .node_expand_volume(NodeExpandVolumeRequest {
             volume_id: id.clone(),
@@ -104,9 +113,30 @@ async fn grow_online(fs: &str, from: i64, to: i64) {
             volume_capability: Some(cap.clone()),
             ..Default::default()
         })
-        .await
-        .unwrap()
-        .into_inner();
+        .await;
+    if fs == "ext4" && !has_cap_sys_resource() {
+        // The kernel refuses ext4's online resize without CAP_SYS_RESOURCE, which this machine
+        // withholds even from root. The agent must say so plainly.
+        let err = grown.expect_err("ext4 online grow without CAP_SYS_RESOURCE");
+        assert_eq!(
+            err.code(),
+            tonic::Code::FailedPrecondition,
+            "{}",
+            err.message()
+        );
+        assert!(
+            err.message().contains("CAP_SYS_RESOURCE"),
+            "{}",
+            err.message()
+        );
+        eprintln!(
+            "ext4 online grow: no CAP_SYS_RESOURCE on this machine; checked the error instead"
+        );
+        down(&mut c, &id, &p).await;
+        c.controller.delete_volume(delete(&id)).await.unwrap();
+        return;
+    }
+    let n = grown.unwrap().into_inner();
     assert_eq!(n.capacity_bytes, to);
     let after = statfs_bytes(&p.target);
     assert!(

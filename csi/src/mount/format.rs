@@ -182,6 +182,14 @@ pub(super) fn grow(device: &Path, mount_path: &Path, fs: FsType) -> Result<(), M
         device: device.to_owned(),
         reason,
     };
+    if fs == FsType::Ext4 && !has_capability(CAP_SYS_RESOURCE) {
+        // The kernel refuses ext4's online-resize ioctl without it; say so instead of
+        // passing on resize2fs's bare "Permission denied".
+        return Err(MountError::MissingCapability {
+            capability: "CAP_SYS_RESOURCE",
+            step: "growing a mounted ext4 filesystem",
+        });
+    }
     let mut command = match fs {
         FsType::Ext4 => {
             let mut c = Command::new(find_tool(RESIZE2FS).map_err(fail)?);
@@ -200,6 +208,22 @@ pub(super) fn grow(device: &Path, mount_path: &Path, fs: FsType) -> Result<(), M
         return Err(fail(format!("resize {}", describe_failure(&output))));
     }
     Ok(())
+}
+
+/// The capability number of CAP_SYS_RESOURCE.
+pub(super) const CAP_SYS_RESOURCE: u32 = 24;
+
+/// Whether this process has capability `cap` in its effective set (false when unreadable).
+pub(super) fn has_capability(cap: u32) -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("CapEff:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .is_some_and(|mask| mask & (1 << cap) != 0)
 }
 
 /// Finds `tool` in [`TOOL_DIRS`]. The error names the tool and the package that ships it.

@@ -145,6 +145,14 @@ pub enum MountError {
         /// The tool's stderr or the spawn error.
         reason: String,
     },
+    /// The process lacks a capability the kernel demands for this step.
+    #[error("{step} needs {capability}, which this process does not have; run the agent privileged or add the capability")]
+    MissingCapability {
+        /// The capability, e.g. `CAP_SYS_RESOURCE`.
+        capability: &'static str,
+        /// What was being done.
+        step: &'static str,
+    },
     /// statvfs failed.
     #[error("statvfs {path}: {errno}")]
     Stats {
