@@ -252,6 +252,9 @@ fn find_tool_in(tool: Tool, dirs: &[&str]) -> Result<PathBuf, String> {
 
 /// Runs a tool to completion: stdin from /dev/null (so it can never wait for an answer),
 /// stdout and stderr captured, and SIGKILL delivered to it if the agent dies first.
+/// The niceness of the tools the mounter runs.
+const TOOL_NICENESS: libc::c_int = 10;
+
 fn run(command: &mut Command) -> std::io::Result<Output> {
     let parent = nix::unistd::getpid();
     command
@@ -259,10 +262,13 @@ fn run(command: &mut Command) -> std::io::Result<Output> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
-    // calls are allowed. It makes two raw syscalls (prctl and getppid) and builds an io::Error
-    // from an errno, none of which allocates, takes a lock or touches shared state.
+    // calls are allowed. It makes three raw syscalls (setpriority, prctl and getppid) and builds
+    // an io::Error from an errno, none of which allocates, takes a lock or touches shared state.
     unsafe {
         command.pre_exec(move || {
+            // Tools (mkfs above all) are bulk work: let the agent's own RPC threads, which
+            // answer kubelet, run first when the CPUs are busy. Failure only costs latency.
+            libc::setpriority(libc::PRIO_PROCESS, 0, TOOL_NICENESS);
             // The death signal fires when the forking *thread* exits; `run` waits for the child
             // on that same thread, so the thread outlives the child unless the agent dies.
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;

@@ -237,7 +237,7 @@ impl<A: Attacher, M: Mounter> NodeService<A, M> {
                 target.display()
             )));
         }
-        if access.single_writer() {
+        if access.single_writer() && !opts.readonly {
             if let Some(other) = mounts.iter().find(|e| is_ours(e) && !e.read_only()) {
                 return Err(CsiError::FailedPrecondition(format!(
                     "volume {id} is SINGLE_NODE_SINGLE_WRITER and already published at {}",
