@@ -108,6 +108,34 @@ impl Sandbox {
         self.state_dir().join("csi.sock")
     }
 
+    /// A staging directory for volume `name`, created the way kubelet does.
+    pub fn staging(&self, name: &str) -> String {
+        let dir = self.kubelet_dir().join(format!(
+            "plugins/kubernetes.io/csi/csi.hearth.dev/{name}/globalmount"
+        ));
+        std::fs::create_dir_all(&dir).expect("staging dir");
+        dir.display().to_string()
+    }
+
+    /// A filesystem publish target for volume `name` in pod `pod` (the parent exists, the
+    /// target does not, as kubelet leaves it).
+    pub fn target(&self, pod: &str, name: &str) -> String {
+        let dir = self
+            .kubelet_dir()
+            .join(format!("pods/{pod}/volumes/kubernetes.io~csi/{name}"));
+        std::fs::create_dir_all(&dir).expect("target parent");
+        dir.join("mount").display().to_string()
+    }
+
+    /// A block publish target (a file path) for volume `name` in pod `pod`.
+    pub fn block_target(&self, pod: &str, name: &str) -> String {
+        let dir = self
+            .kubelet_dir()
+            .join(format!("pods/{pod}/volumeDevices/kubernetes.io~csi"));
+        std::fs::create_dir_all(&dir).expect("target parent");
+        dir.join(name).display().to_string()
+    }
+
     /// Mount points below the sandbox, deepest first.
     pub fn mounts(&self) -> Vec<PathBuf> {
         let root = self
@@ -284,6 +312,14 @@ impl Daemon {
     pub fn peak_rss_kib(&self) -> u64 {
         vm_hwm_kib(self.child.id())
     }
+}
+
+/// True when something is mounted at `path` in this mount namespace.
+pub fn is_mounted(path: &str) -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4).map(unescape).as_deref() == Some(path))
 }
 
 /// VmHWM of a process, in KiB (0 when unreadable).

@@ -29,17 +29,9 @@ struct Paths {
 }
 
 fn paths(sb: &Sandbox, name: &str) -> Paths {
-    let k = sb.kubelet_dir();
-    let staging = k.join(format!(
-        "plugins/kubernetes.io/csi/csi.hearth.dev/{name}/globalmount"
-    ));
-    let target = k.join(format!(
-        "pods/pod-{name}/volumes/kubernetes.io~csi/{name}/mount"
-    ));
-    std::fs::create_dir_all(&staging).unwrap();
     Paths {
-        staging: staging.display().to_string(),
-        target: target.display().to_string(),
+        staging: sb.staging(name),
+        target: sb.target(&format!("pod-{name}"), name),
     }
 }
 

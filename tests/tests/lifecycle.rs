@@ -8,27 +8,7 @@ use std::path::Path;
 
 use hearth_proto::csi::v1::{volume_usage, NodeGetVolumeStatsRequest};
 use hearth_tests::requests::*;
-use hearth_tests::{connect, root_or_skip, tool_or_skip, Daemon, Mode, Sandbox};
-
-fn paths(sb: &Sandbox, name: &str) -> (String, String) {
-    let k = sb.kubelet_dir();
-    let staging = k.join(format!(
-        "plugins/kubernetes.io/csi/csi.hearth.dev/{name}/globalmount"
-    ));
-    let target = k.join(format!(
-        "pods/pod-{name}/volumes/kubernetes.io~csi/{name}/mount"
-    ));
-    std::fs::create_dir_all(&staging).unwrap();
-    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-    (staging.display().to_string(), target.display().to_string())
-}
-
-fn is_mounted(path: &str) -> bool {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(path))
-}
+use hearth_tests::{connect, is_mounted, root_or_skip, tool_or_skip, Daemon, Mode, Sandbox};
 
 async fn filesystem_lifecycle(fs: &str, bytes: i64) {
     let sb = Sandbox::new();
@@ -45,7 +25,7 @@ async fn filesystem_lifecycle(fs: &str, bytes: i64) {
         .unwrap();
     assert_eq!(vol.capacity_bytes, bytes);
     let id = vol.volume_id;
-    let (staging, target) = paths(&sb, "pvc-fs");
+    let (staging, target) = (sb.staging("pvc-fs"), sb.target("pod-a", "pvc-fs"));
 
     c.node
         .node_stage_volume(stage(&id, &staging, cap.clone()))
@@ -192,8 +172,10 @@ async fn block_lifecycle_with_restart_between_stage_and_publish() {
         .volume
         .unwrap()
         .volume_id;
-    let (staging, target) = paths(&sb, "pvc-block");
-    let target = format!("{}/dev", Path::new(&target).parent().unwrap().display());
+    let (staging, target) = (
+        sb.staging("pvc-block"),
+        sb.block_target("pod-a", "pvc-block"),
+    );
 
     c.node
         .node_stage_volume(stage(&id, &staging, cap.clone()))

@@ -168,7 +168,54 @@ impl Catalog {
         f(&conn)
     }
 
-    /// Inserts a new volume record in state `creating`.
+    /// Runs one statement.
+    fn exec(
+        &self,
+        step: &'static str,
+        sql: &str,
+        p: impl rusqlite::Params,
+    ) -> Result<(), CatalogError> {
+        self.with(|c| {
+            c.prepare_cached(sql)
+                .and_then(|mut s| s.execute(p))
+                .map(drop)
+                .map_err(q(step))
+        })
+    }
+
+    /// Reads at most one row and decodes it.
+    fn one<R, T>(
+        &self,
+        step: &'static str,
+        sql: &str,
+        key: &str,
+        raw: fn(&Row<'_>) -> rusqlite::Result<R>,
+        decode: fn(R) -> Result<T, CatalogError>,
+    ) -> Result<Option<T>, CatalogError> {
+        self.with(|c| {
+            let row = c
+                .prepare_cached(sql)
+                .and_then(|mut s| s.query_row(params![key], raw).optional());
+            row.map_err(q(step))?.map(decode).transpose()
+        })
+    }
+
+    /// Reads and decodes every row.
+    fn all<R, T>(
+        &self,
+        step: &'static str,
+        sql: &str,
+        raw: fn(&Row<'_>) -> rusqlite::Result<R>,
+        decode: fn(R) -> Result<T, CatalogError>,
+    ) -> Result<Vec<T>, CatalogError> {
+        self.with(|c| {
+            let mut stmt = c.prepare_cached(sql).map_err(q(step))?;
+            let rows = stmt.query_map([], raw).map_err(q(step))?;
+            rows.map(|r| r.map_err(q(step)).and_then(decode)).collect()
+        })
+    }
+
+    /// Inserts a new volume record.
     pub fn insert_volume(&self, v: &VolumeRecord) -> Result<(), CatalogError> {
         let params_json =
             serde_json::to_string(&v.parameters).map_err(|e| CatalogError::Corrupt {
@@ -180,87 +227,59 @@ impl Catalog {
             Some(ContentSource::Snapshot(s)) => (Some("snapshot"), Some(s.as_str())),
             Some(ContentSource::Volume(s)) => (Some("volume"), Some(s.as_str())),
         };
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO volumes (id, name, capacity_bytes, parameters, source_kind, source_id, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![v.id, v.name, to_i64(v.capacity_bytes), params_json, kind, src, v.state.as_str()],
-            )
-            .map_err(q("inserting a volume"))?;
-            Ok(())
-        })
+        self.exec(
+            "inserting a volume",
+            "INSERT INTO volumes (id, name, capacity_bytes, parameters, source_kind, source_id, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![v.id, v.name, to_i64(v.capacity_bytes), params_json, kind, src, v.state.as_str()],
+        )
     }
 
     /// Sets a volume's state.
     pub fn set_volume_state(&self, id: &str, state: RecordState) -> Result<(), CatalogError> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE volumes SET state = ?2 WHERE id = ?1",
-                params![id, state.as_str()],
-            )
-            .map_err(q("updating a volume's state"))?;
-            Ok(())
-        })
+        let sql = "UPDATE volumes SET state = ?2 WHERE id = ?1";
+        self.exec(
+            "updating a volume's state",
+            sql,
+            params![id, state.as_str()],
+        )
     }
 
     /// Sets a volume's size.
     pub fn set_volume_capacity(&self, id: &str, capacity_bytes: u64) -> Result<(), CatalogError> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE volumes SET capacity_bytes = ?2 WHERE id = ?1",
-                params![id, to_i64(capacity_bytes)],
-            )
-            .map_err(q("updating a volume's size"))?;
-            Ok(())
-        })
+        let sql = "UPDATE volumes SET capacity_bytes = ?2 WHERE id = ?1";
+        self.exec(
+            "updating a volume's size",
+            sql,
+            params![id, to_i64(capacity_bytes)],
+        )
     }
 
     /// Removes a volume record.
     pub fn remove_volume(&self, id: &str) -> Result<(), CatalogError> {
-        self.with(|c| {
-            c.execute("DELETE FROM volumes WHERE id = ?1", params![id])
-                .map_err(q("removing a volume"))?;
-            Ok(())
-        })
+        self.exec(
+            "removing a volume",
+            "DELETE FROM volumes WHERE id = ?1",
+            params![id],
+        )
     }
 
     /// The volume with this ID.
     pub fn volume(&self, id: &str) -> Result<Option<VolumeRecord>, CatalogError> {
-        self.volume_where("id", id)
+        let sql = "SELECT * FROM volumes WHERE id = ?1";
+        self.one("reading a volume", sql, id, raw_volume, decode_volume)
     }
 
     /// The volume with this name.
     pub fn volume_by_name(&self, name: &str) -> Result<Option<VolumeRecord>, CatalogError> {
-        self.volume_where("name", name)
-    }
-
-    fn volume_where(
-        &self,
-        column: &str,
-        value: &str,
-    ) -> Result<Option<VolumeRecord>, CatalogError> {
-        let sql = format!("SELECT * FROM volumes WHERE {column} = ?1");
-        self.with(|c| {
-            let row = c
-                .query_row(&sql, params![value], raw_volume)
-                .optional()
-                .map_err(q("reading a volume"))?;
-            row.map(decode_volume).transpose()
-        })
+        let sql = "SELECT * FROM volumes WHERE name = ?1";
+        self.one("reading a volume", sql, name, raw_volume, decode_volume)
     }
 
     /// Every volume, ordered by ID.
     pub fn volumes(&self) -> Result<Vec<VolumeRecord>, CatalogError> {
-        self.with(|c| {
-            let mut stmt = c
-                .prepare_cached("SELECT * FROM volumes ORDER BY id")
-                .map_err(q("listing volumes"))?;
-            let rows = stmt
-                .query_map([], raw_volume)
-                .map_err(q("listing volumes"))?;
-            rows.map(|r| r.map_err(q("listing volumes")).and_then(decode_volume))
-                .collect()
-        })
+        let sql = "SELECT * FROM volumes ORDER BY id";
+        self.all("listing volumes", sql, raw_volume, decode_volume)
     }
 
     /// Inserts a new snapshot record.
@@ -270,82 +289,62 @@ impl Catalog {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_nanos();
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO snapshots (id, name, source_volume_id, size_bytes, created_ns, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    s.id,
-                    s.name,
-                    s.source_volume_id,
-                    to_i64(s.size_bytes),
-                    i64::try_from(ns).unwrap_or(i64::MAX),
-                    s.state.as_str()
-                ],
-            )
-            .map_err(q("inserting a snapshot"))?;
-            Ok(())
-        })
+        self.exec(
+            "inserting a snapshot",
+            "INSERT INTO snapshots (id, name, source_volume_id, size_bytes, created_ns, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                s.id,
+                s.name,
+                s.source_volume_id,
+                to_i64(s.size_bytes),
+                i64::try_from(ns).unwrap_or(i64::MAX),
+                s.state.as_str()
+            ],
+        )
     }
 
     /// Sets a snapshot's state.
     pub fn set_snapshot_state(&self, id: &str, state: RecordState) -> Result<(), CatalogError> {
-        self.with(|c| {
-            c.execute(
-                "UPDATE snapshots SET state = ?2 WHERE id = ?1",
-                params![id, state.as_str()],
-            )
-            .map_err(q("updating a snapshot's state"))?;
-            Ok(())
-        })
+        let sql = "UPDATE snapshots SET state = ?2 WHERE id = ?1";
+        self.exec(
+            "updating a snapshot's state",
+            sql,
+            params![id, state.as_str()],
+        )
     }
 
     /// Removes a snapshot record.
     pub fn remove_snapshot(&self, id: &str) -> Result<(), CatalogError> {
-        self.with(|c| {
-            c.execute("DELETE FROM snapshots WHERE id = ?1", params![id])
-                .map_err(q("removing a snapshot"))?;
-            Ok(())
-        })
+        self.exec(
+            "removing a snapshot",
+            "DELETE FROM snapshots WHERE id = ?1",
+            params![id],
+        )
     }
 
     /// The snapshot with this ID.
     pub fn snapshot(&self, id: &str) -> Result<Option<SnapshotRecord>, CatalogError> {
-        self.snapshot_where("id", id)
+        let sql = "SELECT * FROM snapshots WHERE id = ?1";
+        self.one("reading a snapshot", sql, id, raw_snapshot, decode_snapshot)
     }
 
     /// The snapshot with this name.
     pub fn snapshot_by_name(&self, name: &str) -> Result<Option<SnapshotRecord>, CatalogError> {
-        self.snapshot_where("name", name)
-    }
-
-    fn snapshot_where(
-        &self,
-        column: &str,
-        value: &str,
-    ) -> Result<Option<SnapshotRecord>, CatalogError> {
-        let sql = format!("SELECT * FROM snapshots WHERE {column} = ?1");
-        self.with(|c| {
-            let row = c
-                .query_row(&sql, params![value], raw_snapshot)
-                .optional()
-                .map_err(q("reading a snapshot"))?;
-            row.map(decode_snapshot).transpose()
-        })
+        let sql = "SELECT * FROM snapshots WHERE name = ?1";
+        self.one(
+            "reading a snapshot",
+            sql,
+            name,
+            raw_snapshot,
+            decode_snapshot,
+        )
     }
 
     /// Every snapshot, ordered by ID.
     pub fn snapshots(&self) -> Result<Vec<SnapshotRecord>, CatalogError> {
-        self.with(|c| {
-            let mut stmt = c
-                .prepare_cached("SELECT * FROM snapshots ORDER BY id")
-                .map_err(q("listing snapshots"))?;
-            let rows = stmt
-                .query_map([], raw_snapshot)
-                .map_err(q("listing snapshots"))?;
-            rows.map(|r| r.map_err(q("listing snapshots")).and_then(decode_snapshot))
-                .collect()
-        })
+        let sql = "SELECT * FROM snapshots ORDER BY id";
+        self.all("listing snapshots", sql, raw_snapshot, decode_snapshot)
     }
 }
 
