@@ -5,7 +5,7 @@
 //! The CSI controller service validates every request before it reaches a backend, so a backend
 //! gets resolved sizes and known parameters.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
 use crate::attach::Condition;
@@ -80,6 +80,24 @@ pub struct BackendFeatures {
     pub clones: bool,
     /// Growing volumes.
     pub expansion: bool,
+    /// ControllerPublish/Unpublish: the volume must be made available on a node before the
+    /// node stages it (LINSTOR's diskless attach).
+    pub publish: bool,
+    /// A volume may be attached on more than one node (raw block, for live migration).
+    pub multi_node: bool,
+}
+
+/// A validated ControllerPublishVolume request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishSpec {
+    /// The volume.
+    pub volume_id: String,
+    /// The node to make it available on.
+    pub node_id: String,
+    /// True for a read-only attachment.
+    pub readonly: bool,
+    /// True when the capability allows more than one node to write (raw block only).
+    pub multi_writer: bool,
 }
 
 /// The controller side of a storage backend.
@@ -122,6 +140,23 @@ pub trait VolumeBackend: Send + Sync + 'static {
 
     /// Every snapshot, ordered by ID.
     async fn list_snapshots(&self) -> Result<Vec<Snapshot>, CsiError>;
+
+    /// Makes the volume available on a node and returns the publish context the node needs
+    /// (for LINSTOR: the DRBD device path). NOT_FOUND for an unknown volume or node.
+    async fn publish(&self, spec: &PublishSpec) -> Result<HashMap<String, String>, CsiError> {
+        let _ = spec;
+        Err(CsiError::Unimplemented(
+            "this backend has no controller publish".into(),
+        ))
+    }
+
+    /// Undoes [`VolumeBackend::publish`]. Succeeds when the volume is not published there.
+    async fn unpublish(&self, volume_id: &str, node_id: &str) -> Result<(), CsiError> {
+        let _ = (volume_id, node_id);
+        Err(CsiError::Unimplemented(
+            "this backend has no controller publish".into(),
+        ))
+    }
 
     /// Bytes available for new volumes with these parameters, reachable from `segment` when
     /// one is given (0 when the backend cannot place a volume there).

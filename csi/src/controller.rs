@@ -15,7 +15,7 @@ use hearth_proto::csi::v1::{self as csi, *};
 use tonic::{Request, Response, Status};
 
 use crate::attach::Condition;
-use crate::backend::{ContentSource, Snapshot, Volume, VolumeBackend, VolumeSpec};
+use crate::backend::{ContentSource, PublishSpec, Snapshot, Volume, VolumeBackend, VolumeSpec};
 use crate::locks::OperationLocks;
 use crate::validate::{self, DEFAULT_SIZE, MAX_SIZE, SIZE_UNIT};
 use crate::CsiError;
@@ -58,7 +58,17 @@ impl<B: VolumeBackend> ControllerService<B> {
         if f.expansion {
             caps.push(rpc::Type::ExpandVolume);
         }
+        if f.publish {
+            caps.extend([
+                rpc::Type::PublishUnpublishVolume,
+                rpc::Type::PublishReadonly,
+            ]);
+        }
         caps
+    }
+
+    fn multi_node(&self) -> bool {
+        self.backend.features().multi_node
     }
 
     fn require_snapshots(&self) -> Result<(), CsiError> {
@@ -76,7 +86,7 @@ impl<B: VolumeBackend> ControllerService<B> {
         req: CreateVolumeRequest,
     ) -> Result<CreateVolumeResponse, CsiError> {
         let name = validate::required("name", &req.name)?;
-        validate::accesses(&req.volume_capabilities, false)?;
+        validate::accesses(&req.volume_capabilities, self.multi_node())?;
         let parameters: BTreeMap<_, _> = req.parameters.into_iter().collect();
         self.backend.validate_parameters(&parameters)?;
         let (capacity_bytes, limit_bytes) =
@@ -136,6 +146,57 @@ impl<B: VolumeBackend> ControllerService<B> {
         Ok(DeleteVolumeResponse {})
     }
 
+    async fn publish(
+        &self,
+        req: ControllerPublishVolumeRequest,
+    ) -> Result<ControllerPublishVolumeResponse, CsiError> {
+        if !self.backend.features().publish {
+            return Err(CsiError::Unimplemented(
+                "PUBLISH_UNPUBLISH_VOLUME is not a capability of this backend".into(),
+            ));
+        }
+        let id = validate::required("volume_id", &req.volume_id)?;
+        let node = validate::required("node_id", &req.node_id)?;
+        let cap = req
+            .volume_capability
+            .as_ref()
+            .ok_or_else(|| CsiError::InvalidArgument("volume_capability is required".into()))?;
+        let access = validate::access(cap, self.multi_node())?;
+        let multi_writer = matches!(access, validate::Access::Block { .. })
+            && !access.reader_only()
+            && cap.access_mode.as_ref().is_some_and(|m| {
+                m.mode == volume_capability::access_mode::Mode::MultiNodeMultiWriter as i32
+                    || m.mode == volume_capability::access_mode::Mode::MultiNodeSingleWriter as i32
+            });
+        let _lock = self.locks.try_lock(id)?;
+        let spec = PublishSpec {
+            volume_id: id.to_owned(),
+            node_id: node.to_owned(),
+            readonly: req.readonly || access.reader_only(),
+            multi_writer,
+        };
+        let publish_context = self.backend.publish(&spec).await?;
+        tracing::info!(volume = %id, node, "published to node");
+        Ok(ControllerPublishVolumeResponse { publish_context })
+    }
+
+    async fn unpublish(
+        &self,
+        req: ControllerUnpublishVolumeRequest,
+    ) -> Result<ControllerUnpublishVolumeResponse, CsiError> {
+        if !self.backend.features().publish {
+            return Err(CsiError::Unimplemented(
+                "PUBLISH_UNPUBLISH_VOLUME is not a capability of this backend".into(),
+            ));
+        }
+        let id = validate::required("volume_id", &req.volume_id)?;
+        let _lock = self.locks.try_lock(id)?;
+        // An empty node_id means every node, as the spec allows.
+        self.backend.unpublish(id, &req.node_id).await?;
+        tracing::info!(volume = %id, node = %req.node_id, "unpublished from node");
+        Ok(ControllerUnpublishVolumeResponse {})
+    }
+
     async fn existing(&self, id: &str) -> Result<Volume, CsiError> {
         self.backend
             .get_volume(id)
@@ -158,7 +219,7 @@ impl<B: VolumeBackend> ControllerService<B> {
         let unsupported = req
             .volume_capabilities
             .iter()
-            .find_map(|c| validate::access(c, false).err())
+            .find_map(|c| validate::access(c, self.multi_node()).err())
             .map(|e| e.to_string())
             .or_else(|| {
                 (!parameters.is_empty() && parameters != volume.parameters)
@@ -207,7 +268,7 @@ impl<B: VolumeBackend> ControllerService<B> {
         let servable = req
             .volume_capabilities
             .iter()
-            .all(|c| validate::access(c, false).is_ok());
+            .all(|c| validate::access(c, self.multi_node()).is_ok());
         let segment: Option<BTreeMap<_, _>> = req
             .accessible_topology
             .map(|t| t.segments.into_iter().collect());
@@ -320,7 +381,7 @@ impl<B: VolumeBackend> ControllerService<B> {
             .as_ref()
             .ok_or_else(|| CsiError::InvalidArgument("capacity_range is required".into()))?;
         if let Some(cap) = &req.volume_capability {
-            validate::access(cap, false)?;
+            validate::access(cap, self.multi_node())?;
         }
         let (size, limit) = validate::capacity(Some(range), 0)?;
         let _lock = self.locks.try_lock(id)?;
@@ -458,22 +519,16 @@ impl<B: VolumeBackend> Controller for ControllerService<B> {
 
     async fn controller_publish_volume(
         &self,
-        _r: Request<ControllerPublishVolumeRequest>,
+        r: Request<ControllerPublishVolumeRequest>,
     ) -> Result<Response<ControllerPublishVolumeResponse>, Status> {
-        Err(CsiError::Unimplemented(
-            "PUBLISH_UNPUBLISH_VOLUME is not a capability of this backend".into(),
-        )
-        .into())
+        Ok(Response::new(self.publish(r.into_inner()).await?))
     }
 
     async fn controller_unpublish_volume(
         &self,
-        _r: Request<ControllerUnpublishVolumeRequest>,
+        r: Request<ControllerUnpublishVolumeRequest>,
     ) -> Result<Response<ControllerUnpublishVolumeResponse>, Status> {
-        Err(CsiError::Unimplemented(
-            "PUBLISH_UNPUBLISH_VOLUME is not a capability of this backend".into(),
-        )
-        .into())
+        Ok(Response::new(self.unpublish(r.into_inner()).await?))
     }
 
     async fn validate_volume_capabilities(

@@ -132,7 +132,9 @@ impl Access {
 }
 
 /// Parses one capability, or says why Hearth cannot serve it.
-/// `multi_node` is true where the backend can attach a volume on more than one node.
+/// `multi_node` is true where the backend can attach a volume on more than one node. Even then
+/// a multi-node *writer* is only a raw block volume (KubeVirt live migration): ext4 and xfs are
+/// not cluster filesystems.
 pub fn access(cap: &VolumeCapability, multi_node: bool) -> Result<Access, CsiError> {
     let mode = cap.access_mode.as_ref().ok_or_else(|| {
         CsiError::InvalidArgument("volume_capability.access_mode is required".into())
@@ -147,7 +149,11 @@ pub fn access(cap: &VolumeCapability, multi_node: bool) -> Result<Access, CsiErr
         Mode::SingleNodeWriter | Mode::SingleNodeMultiWriter => (false, false),
         Mode::SingleNodeSingleWriter => (false, true),
         Mode::SingleNodeReaderOnly | Mode::MultiNodeReaderOnly => (true, false),
-        Mode::MultiNodeSingleWriter | Mode::MultiNodeMultiWriter if multi_node => (false, false),
+        Mode::MultiNodeSingleWriter | Mode::MultiNodeMultiWriter
+            if multi_node && matches!(cap.access_type, Some(AccessType::Block(_))) =>
+        {
+            (false, false)
+        }
         Mode::MultiNodeSingleWriter | Mode::MultiNodeMultiWriter | Mode::Unknown => {
             return Err(CsiError::InvalidArgument(format!(
                 "access mode {} is not supported by this backend",
@@ -302,6 +308,11 @@ mod tests {
         assert!(access(&cap(Mode::SingleNodeWriter, block.clone()), false).is_ok());
         assert!(access(&cap(Mode::MultiNodeMultiWriter, block.clone()), false).is_err());
         assert!(access(&cap(Mode::MultiNodeMultiWriter, block), true).is_ok());
+        let ext4_rwx = cap(Mode::MultiNodeMultiWriter, mount("ext4", &[]));
+        assert!(
+            access(&ext4_rwx, true).is_err(),
+            "ext4 is not a cluster filesystem"
+        );
         let ro = access(
             &cap(Mode::MultiNodeReaderOnly, mount("xfs", &["noatime"])),
             false,

@@ -506,6 +506,8 @@ impl VolumeBackend for LoopfileBackend {
             snapshots: true,
             clones: true,
             expansion: true,
+            publish: false,
+            multi_node: false,
         }
     }
 
