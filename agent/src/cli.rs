@@ -42,6 +42,8 @@ pub enum Command {
     Coordinator(CoordinatorArgs),
     /// Drive a CSI socket by hand, the way kubelet and the sidecars would.
     Csi(crate::csi_cmd::CsiArgs),
+    /// Node networking: apply a node network file, or keep a namespace converged to it.
+    Net(crate::net::cmd::NetArgs),
 }
 
 /// Storage backends.
@@ -49,6 +51,25 @@ pub enum Command {
 pub enum Backend {
     /// Sparse files attached as loop devices.
     Loopfile,
+    /// LINSTOR resources (DRBD over LVM or ZFS), through the controller's REST API.
+    Linstor,
+}
+
+/// How to reach the LINSTOR controller (with `--backend linstor`).
+#[derive(Debug, Clone, Args)]
+pub struct LinstorArgs {
+    /// The controller: `http://host:3370`, `https://host:3371` or `linstor+ssl://host`.
+    #[arg(long, env = "HEARTH_LINSTOR_URL")]
+    pub linstor_url: Option<String>,
+    /// CA certificate (PEM) for HTTPS.
+    #[arg(long, env = "HEARTH_LINSTOR_CA_FILE")]
+    pub linstor_ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for HTTPS with client authentication.
+    #[arg(long, env = "HEARTH_LINSTOR_CERT_FILE")]
+    pub linstor_cert_file: Option<PathBuf>,
+    /// Client key (PEM) for HTTPS with client authentication.
+    #[arg(long, env = "HEARTH_LINSTOR_KEY_FILE")]
+    pub linstor_key_file: Option<PathBuf>,
 }
 
 /// Flags of `hearth dev`.
@@ -66,6 +87,9 @@ pub struct DevArgs {
     /// Storage backend.
     #[arg(long, env = "HEARTH_BACKEND", value_enum, default_value = "loopfile")]
     pub backend: Backend,
+    /// LINSTOR connection.
+    #[command(flatten)]
+    pub linstor: LinstorArgs,
     /// Staging and target paths must lie under this directory (default DIR/kubelet).
     #[arg(long, env = "HEARTH_KUBELET_DIR")]
     pub kubelet_dir: Option<PathBuf>,
@@ -90,6 +114,12 @@ pub struct NodeArgs {
     /// State directory (loopfile images, format markers).
     #[arg(long, env = "HEARTH_STATE_DIR", default_value = "/var/lib/hearth")]
     pub state_dir: PathBuf,
+    /// Storage backend.
+    #[arg(long, env = "HEARTH_BACKEND", value_enum, default_value = "loopfile")]
+    pub backend: Backend,
+    /// LINSTOR connection.
+    #[command(flatten)]
+    pub linstor: LinstorArgs,
     /// Staging and target paths must lie under this directory.
     #[arg(long, env = "HEARTH_KUBELET_DIR", default_value = "/var/lib/kubelet")]
     pub kubelet_dir: PathBuf,
@@ -113,6 +143,12 @@ pub struct CoordinatorArgs {
     /// State directory of the loopfile backend (catalog and images).
     #[arg(long, env = "HEARTH_STATE_DIR", default_value = "/var/lib/hearth")]
     pub state_dir: PathBuf,
+    /// Storage backend.
+    #[arg(long, env = "HEARTH_BACKEND", value_enum, default_value = "loopfile")]
+    pub backend: Backend,
+    /// LINSTOR connection.
+    #[command(flatten)]
+    pub linstor: LinstorArgs,
     /// The node whose loopfile images this coordinator manages (the volumes' topology).
     #[arg(long, env = "HEARTH_NODE_NAME")]
     pub node_name: Option<String>,

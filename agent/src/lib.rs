@@ -6,6 +6,7 @@ pub mod cli;
 pub mod client;
 pub mod csi_cmd;
 pub mod logging;
+pub mod net;
 pub mod roles;
 pub mod serve;
 pub mod status;
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Node(args) => roles::node(args).await,
             Command::Coordinator(args) => roles::coordinator(args).await,
             Command::Csi(args) => csi_cmd::run(args).await,
+            Command::Net(args) => net::cmd::run(args).await,
         }
     })
 }

@@ -1,15 +1,26 @@
 //! Wiring of the roles: which services each one serves, built from flags.
 //!
-//! - `dev`: Identity, Controller and Node on one socket, loopfile backend, on this machine.
+//! - `dev`: Identity, Controller and Node on one socket, on this machine.
 //! - `node`: Identity and Node.
 //! - `coordinator`: Identity and Controller.
+//!
+//! Each role picks its backend from `--backend`: loopfile (sparse files on loop devices) or
+//! linstor (a LINSTOR controller over REST).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use hearth_csi::attach::Attacher;
+use hearth_csi::backend::VolumeBackend;
 use hearth_csi::controller::ControllerService;
+use hearth_csi::drbd::DrbdsetupStatus;
 use hearth_csi::identity::{IdentityService, Readiness};
+use hearth_csi::linstor::client::{ClientConfig, LinstorClient, TlsFiles};
+use hearth_csi::linstor::{
+    DiskState, DrbdsetupState, LinstorAttacher, LinstorBackend, LinstorViewState,
+};
 use hearth_csi::loopfile::{Layout, LoopAttacher, LoopfileBackend};
 use hearth_csi::mount::HostMounter;
 use hearth_csi::node::{NodeConfig, NodeService};
@@ -18,10 +29,13 @@ use hearth_proto::csi::v1::identity_server::IdentityServer;
 use hearth_proto::csi::v1::node_server::NodeServer;
 use tonic::transport::Server;
 
-use crate::cli::{CoordinatorArgs, DevArgs, NodeArgs};
+use crate::cli::{Backend, CoordinatorArgs, DevArgs, LinstorArgs, NodeArgs};
 use crate::serve;
 use crate::status::LocalReadiness;
 use crate::UsageError;
+
+/// How long NodeStage waits for a DRBD device to appear with current data.
+const DEVICE_WAIT: Duration = Duration::from_secs(60);
 
 fn hostname() -> String {
     nix::unistd::gethostname()
@@ -36,25 +50,72 @@ fn prepare_dir(dir: &Path, what: &str) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("resolving {what} {}", dir.display()))
 }
 
-fn node_service(
-    state_dir: &Path,
+/// Connects to LINSTOR (version handshake included).
+async fn linstor_client(args: &LinstorArgs) -> anyhow::Result<LinstorClient> {
+    let url = args
+        .linstor_url
+        .clone()
+        .ok_or_else(|| UsageError("--backend linstor needs --linstor-url".into()))?;
+    let config = ClientConfig::new(&url).with_tls(TlsFiles {
+        ca_file: args.linstor_ca_file.clone(),
+        cert_file: args.linstor_cert_file.clone(),
+        key_file: args.linstor_key_file.clone(),
+    });
+    LinstorClient::connect(&config)
+        .await
+        .with_context(|| format!("connecting to LINSTOR at {url}"))
+}
+
+/// The node side of LINSTOR: data state from drbdsetup where DRBD is installed, else from
+/// LINSTOR's resource view.
+fn linstor_attacher(client: LinstorClient, node: &str) -> LinstorAttacher {
+    let state: Arc<dyn DiskState> = match DrbdsetupStatus::locate() {
+        Ok(source) => Arc::new(DrbdsetupState::new(source)),
+        Err(e) => {
+            tracing::info!("{e}; judging DRBD data by LINSTOR's resource view");
+            Arc::new(LinstorViewState::new(client.clone(), node))
+        }
+    };
+    LinstorAttacher::new(client, node, state, DEVICE_WAIT)
+}
+
+async fn loopfile_backend(state_dir: &Path, node: &str) -> anyhow::Result<LoopfileBackend> {
+    let (layout, node) = (Layout::new(state_dir), node.to_owned());
+    Ok(tokio::task::spawn_blocking(move || LoopfileBackend::open(layout, &node)).await??)
+}
+
+fn loop_attacher(state_dir: &Path) -> anyhow::Result<LoopAttacher> {
+    let attacher = LoopAttacher::new(Layout::new(state_dir));
+    attacher.recover().context("recovering loop devices")?;
+    Ok(attacher)
+}
+
+/// What a node service needs besides its attacher.
+struct NodeSettings {
+    state_dir: PathBuf,
     kubelet_dir: PathBuf,
     node_id: String,
     max_volumes: i64,
-) -> anyhow::Result<NodeService<LoopAttacher, HostMounter>> {
-    if max_volumes < 1 {
+    multi_node: bool,
+}
+
+fn node_service<A: Attacher>(
+    attacher: A,
+    s: NodeSettings,
+) -> anyhow::Result<NodeService<A, HostMounter>> {
+    if s.max_volumes < 1 {
         return Err(UsageError(format!(
-            "--max-volumes must be at least 1, not {max_volumes}"
+            "--max-volumes must be at least 1, not {}",
+            s.max_volumes
         ))
         .into());
     }
-    let attacher = LoopAttacher::new(Layout::new(state_dir));
-    attacher.recover().context("recovering loop devices")?;
     let config = NodeConfig {
-        node_id,
-        kubelet_dir,
-        max_volumes_per_node: max_volumes,
-        markers_dir: state_dir.join("node").join("formatting"),
+        node_id: s.node_id,
+        kubelet_dir: s.kubelet_dir,
+        max_volumes_per_node: s.max_volumes,
+        markers_dir: s.state_dir.join("node").join("formatting"),
+        multi_node: s.multi_node,
     };
     NodeService::new(Arc::new(attacher), Arc::new(HostMounter::default()), config)
         .context("preparing the node state directory")
@@ -70,45 +131,81 @@ fn spawn_status(addr: Option<std::net::SocketAddr>, readiness: Arc<dyn Readiness
     }
 }
 
-/// `hearth dev`: both roles in one process.
-pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
-    let state_dir = prepare_dir(&args.state_dir, "state directory")?;
-    let kubelet_dir = prepare_dir(
-        &args
-            .kubelet_dir
-            .clone()
-            .unwrap_or_else(|| state_dir.join("kubelet")),
-        "kubelet directory",
-    )?;
-    let node_id = args.node_name.clone().unwrap_or_else(hostname);
-    let socket = state_dir.join("csi.sock");
-    let listener = serve::bind(&socket).await?;
-
-    let backend = {
-        let (layout, node) = (Layout::new(&state_dir), node_id.clone());
-        tokio::task::spawn_blocking(move || LoopfileBackend::open(layout, &node)).await??
-    };
-    let node = node_service(
-        &state_dir,
-        kubelet_dir.clone(),
-        node_id.clone(),
-        args.max_volumes,
-    )?;
+/// Serves Identity, Controller and Node on one socket (`hearth dev`).
+async fn serve_all<B: VolumeBackend, A: Attacher>(
+    backend: B,
+    attacher: A,
+    settings: NodeSettings,
+    socket: &Path,
+    listener: tokio::net::UnixListener,
+    status_addr: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
+    let state_dir = settings.state_dir.clone();
+    let node = node_service(attacher, settings)?;
     let readiness: Arc<dyn Readiness> = Arc::new(LocalReadiness {
-        socket: socket.clone(),
-        state_dir: state_dir.clone(),
+        socket: socket.to_owned(),
+        state_dir,
     });
-    let identity = IdentityService::new(true, true, Arc::clone(&readiness));
-    spawn_status(args.status_addr, readiness);
-    tracing::info!(node = %node_id, state_dir = %state_dir.display(), kubelet_dir = %kubelet_dir.display(), "hearth dev starting");
-
+    let identity = IdentityService::new(true, backend.features().expansion, Arc::clone(&readiness));
+    spawn_status(status_addr, readiness);
     let router = Server::builder()
         .add_service(IdentityServer::new(identity))
         .add_service(ControllerServer::new(ControllerService::new(Arc::new(
             backend,
         ))))
         .add_service(NodeServer::new(node));
-    serve::serve(router, listener, &socket).await
+    serve::serve(router, listener, socket).await
+}
+
+/// `hearth dev`: both roles in one process.
+pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
+    let state_dir = prepare_dir(&args.state_dir, "state directory")?;
+    let kubelet_dir = args
+        .kubelet_dir
+        .clone()
+        .unwrap_or_else(|| state_dir.join("kubelet"));
+    let kubelet_dir = prepare_dir(&kubelet_dir, "kubelet directory")?;
+    let node_id = args.node_name.clone().unwrap_or_else(hostname);
+    let socket = state_dir.join("csi.sock");
+    let listener = serve::bind(&socket).await?;
+    tracing::info!(node = %node_id, state_dir = %state_dir.display(), kubelet_dir = %kubelet_dir.display(),
+        backend = ?args.backend, "hearth dev starting");
+    let mut settings = NodeSettings {
+        state_dir: state_dir.clone(),
+        kubelet_dir,
+        node_id: node_id.clone(),
+        max_volumes: args.max_volumes,
+        multi_node: false,
+    };
+    match args.backend {
+        Backend::Loopfile => {
+            let backend = loopfile_backend(&state_dir, &node_id).await?;
+            let attacher = loop_attacher(&state_dir)?;
+            serve_all(
+                backend,
+                attacher,
+                settings,
+                &socket,
+                listener,
+                args.status_addr,
+            )
+            .await
+        }
+        Backend::Linstor => {
+            let client = linstor_client(&args.linstor).await?;
+            settings.multi_node = true;
+            let attacher = linstor_attacher(client.clone(), &node_id);
+            serve_all(
+                LinstorBackend::new(client),
+                attacher,
+                settings,
+                &socket,
+                listener,
+                args.status_addr,
+            )
+            .await
+        }
+    }
 }
 
 /// `hearth node`: the node role.
@@ -120,21 +217,33 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
         tracing::warn!(%url, "the coordinator session is not built yet; serving CSI Node only");
     }
     let listener = serve::bind(&socket).await?;
-    let node = node_service(
-        &state_dir,
+    let settings = NodeSettings {
+        state_dir: state_dir.clone(),
         kubelet_dir,
-        args.node_name.clone(),
-        args.max_volumes,
-    )?;
+        node_id: args.node_name.clone(),
+        max_volumes: args.max_volumes,
+        multi_node: args.backend == Backend::Linstor,
+    };
     let readiness: Arc<dyn Readiness> = Arc::new(LocalReadiness {
         socket: socket.clone(),
-        state_dir,
+        state_dir: state_dir.clone(),
     });
     let identity = IdentityService::new(false, true, Arc::clone(&readiness));
     spawn_status(args.status_addr, readiness);
-    let router = Server::builder()
-        .add_service(IdentityServer::new(identity))
-        .add_service(NodeServer::new(node));
+    let router = Server::builder().add_service(IdentityServer::new(identity));
+    let router = match args.backend {
+        Backend::Loopfile => router.add_service(NodeServer::new(node_service(
+            loop_attacher(&state_dir)?,
+            settings,
+        )?)),
+        Backend::Linstor => {
+            let client = linstor_client(&args.linstor).await?;
+            router.add_service(NodeServer::new(node_service(
+                linstor_attacher(client, &args.node_name),
+                settings,
+            )?))
+        }
+    };
     serve::serve(router, listener, &socket).await
 }
 
@@ -147,19 +256,25 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     }
     let node_id = args.node_name.clone().unwrap_or_else(hostname);
     let listener = serve::bind(&socket).await?;
-    let backend = {
-        let layout = Layout::new(&state_dir);
-        tokio::task::spawn_blocking(move || LoopfileBackend::open(layout, &node_id)).await??
-    };
     let readiness: Arc<dyn Readiness> = Arc::new(LocalReadiness {
         socket: socket.clone(),
-        state_dir,
+        state_dir: state_dir.clone(),
     });
     let identity = IdentityService::new(true, true, readiness);
-    let router = Server::builder()
-        .add_service(IdentityServer::new(identity))
-        .add_service(ControllerServer::new(ControllerService::new(Arc::new(
-            backend,
-        ))));
+    let router = Server::builder().add_service(IdentityServer::new(identity));
+    let router = match args.backend {
+        Backend::Loopfile => {
+            let backend = loopfile_backend(&state_dir, &node_id).await?;
+            router.add_service(ControllerServer::new(ControllerService::new(Arc::new(
+                backend,
+            ))))
+        }
+        Backend::Linstor => {
+            let backend = LinstorBackend::new(linstor_client(&args.linstor).await?);
+            router.add_service(ControllerServer::new(ControllerService::new(Arc::new(
+                backend,
+            ))))
+        }
+    };
     serve::serve(router, listener, &socket).await
 }

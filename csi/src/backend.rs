@@ -35,6 +35,9 @@ pub struct VolumeSpec {
     pub source: Option<ContentSource>,
     /// Topology segments the volume must be reachable from, one of them at least (empty: any).
     pub requisite: Vec<BTreeMap<String, String>>,
+    /// Topology segments the CO prefers, best first (WaitForFirstConsumer puts the pod's node
+    /// first).
+    pub preferred: Vec<BTreeMap<String, String>>,
 }
 
 /// A volume as the backend knows it.

@@ -110,14 +110,14 @@ impl<B: VolumeBackend> ControllerService<B> {
                 ))
             }
         };
-        let requisite = req
+        let segments = |list: Vec<Topology>| -> Vec<BTreeMap<String, String>> {
+            list.into_iter()
+                .map(|s| s.segments.into_iter().collect())
+                .collect()
+        };
+        let (requisite, preferred) = req
             .accessibility_requirements
-            .map(|t| {
-                t.requisite
-                    .into_iter()
-                    .map(|s| s.segments.into_iter().collect())
-                    .collect()
-            })
+            .map(|t| (segments(t.requisite), segments(t.preferred)))
             .unwrap_or_default();
         let _lock = self.locks.try_lock(&format!("name/{name}"))?;
         let spec = VolumeSpec {
@@ -127,6 +127,7 @@ impl<B: VolumeBackend> ControllerService<B> {
             parameters,
             source,
             requisite,
+            preferred,
         };
         let volume = self.backend.create_volume(&spec).await?;
         tracing::info!(volume = %volume.id, name, bytes = volume.capacity_bytes, "volume ready");

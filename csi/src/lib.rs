@@ -11,9 +11,11 @@
 pub mod attach;
 pub mod backend;
 pub mod controller;
+pub mod drbd;
 pub mod error;
 pub mod host;
 pub mod identity;
+pub mod linstor;
 pub mod locks;
 pub mod loopfile;
 pub mod mount;

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod linstor_sim;
+pub mod netns;
 pub mod requests;
 
 pub use hearth_agent::client::{connect, CsiClient};
@@ -237,6 +239,11 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `hearth dev --state-dir <sandbox>/state` and waits until its socket answers.
     pub fn start(sandbox: &Sandbox, extra: &[&str]) -> Self {
+        Self::start_as(sandbox, "test-node", extra)
+    }
+
+    /// Like [`Daemon::start`], with another node name.
+    pub fn start_as(sandbox: &Sandbox, node_name: &str, extra: &[&str]) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -247,7 +254,7 @@ impl Daemon {
             .arg("--state-dir")
             .arg(sandbox.state_dir())
             .arg("--node-name")
-            .arg("test-node")
+            .arg(node_name)
             .args(extra)
             .env(
                 "RUST_LOG",

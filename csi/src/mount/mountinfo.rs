@@ -91,7 +91,9 @@ fn parse_line(line: &[u8]) -> Result<MountEntry, String> {
     let mount_id = parse_u32(next("mount id")?, "mount id")?;
     let parent_id = parse_u32(next("parent id")?, "parent id")?;
     let (major, minor) = parse_dev(next("major:minor")?)?;
-    let root = parse_path(next("root")?, "root")?;
+    // The root is a path inside the filesystem, except for pseudo filesystems: a bind mount of
+    // a network namespace (nsfs, as `ip netns add` makes) has `net:[4026532177]`.
+    let root = PathBuf::from(OsString::from_vec(unescape(next("root")?)?));
     let mount_point = parse_path(next("mount point")?, "mount point")?;
     let options = parse_options(next("mount options")?)?;
 
@@ -217,6 +219,15 @@ mod tests {
 ";
 
     #[test]
+    fn accepts_pseudo_filesystem_roots() {
+        // `ip netns add` bind-mounts an nsfs inode: its root is not a path.
+        let line = "43 42 0:4 net:[4026532177] /run/netns/ns rw shared:2 - nsfs nsfs rw";
+        let entries = parse(line).unwrap();
+        assert_eq!(entries[0].root, PathBuf::from("net:[4026532177]"));
+        assert_eq!(entries[0].mount_point, PathBuf::from("/run/netns/ns"));
+    }
+
+    #[test]
     fn parses_sample() {
         let entries = parse(SAMPLE).unwrap();
         assert_eq!(entries.len(), 3);
@@ -308,7 +319,6 @@ mod tests {
             "1 2 34 / /m rw - tmpfs none rw",        // no colon
             "1 2 :4 / /m rw - tmpfs none rw",        // empty major
             "1 2 3: / /m rw - tmpfs none rw",        // empty minor
-            "1 2 3:4 relative /m rw - tmpfs none rw", // relative root
             "1 2 3:4 / m rw - tmpfs none rw",        // relative mount point
             "1 2 3:4 / /m\\04 rw - tmpfs none rw",   // short escape
             "1 2 3:4 / /m\\ rw - tmpfs none rw",     // lone backslash at the end of a field

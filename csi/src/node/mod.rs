@@ -36,6 +36,8 @@ pub struct NodeConfig {
     pub max_volumes_per_node: i64,
     /// Where format markers live.
     pub markers_dir: PathBuf,
+    /// The backend can attach a raw block volume on several nodes at once (live migration).
+    pub multi_node: bool,
 }
 
 /// The Node service.
@@ -73,10 +75,19 @@ impl<A: Attacher, M: Mounter> NodeService<A, M> {
         validate::path_under(field, value, &self.config.kubelet_dir)
     }
 
-    fn capability(cap: Option<&VolumeCapability>) -> Result<Access, CsiError> {
+    fn capability(&self, cap: Option<&VolumeCapability>) -> Result<Access, CsiError> {
         let cap =
             cap.ok_or_else(|| CsiError::InvalidArgument("volume_capability is required".into()))?;
-        validate::access(cap, false)
+        validate::access(cap, self.config.multi_node)
+    }
+
+    /// The mounts under the kubelet directory: the only ones this node's CSI calls make or
+    /// judge. (Another node agent on the same host, as in tests, has its own directory.)
+    async fn kubelet_mounts(&self) -> Result<Vec<MountEntry>, CsiError> {
+        let root = self.config.kubelet_dir.clone();
+        let mut mounts = self.host(|m| m.mounts()).await?;
+        mounts.retain(|e| e.mount_point.starts_with(&root));
+        Ok(mounts)
     }
 
     async fn mount_at(&self, path: &Path) -> Result<Option<MountEntry>, CsiError> {
@@ -87,7 +98,7 @@ impl<A: Attacher, M: Mounter> NodeService<A, M> {
     async fn stage(&self, req: NodeStageVolumeRequest) -> Result<(), CsiError> {
         let id = validate::required("volume_id", &req.volume_id)?.to_owned();
         let staging = self.path("staging_target_path", &req.staging_target_path)?;
-        let access = Self::capability(req.volume_capability.as_ref())?;
+        let access = self.capability(req.volume_capability.as_ref())?;
         let _lock = self.locks.try_lock(&id)?;
         let was_attached = self.attacher.device(&id).await?.is_some();
         let device = self.attacher.attach(&id, &req.publish_context).await?;
@@ -172,7 +183,7 @@ impl<A: Attacher, M: Mounter> NodeService<A, M> {
         let id = validate::required("volume_id", &req.volume_id)?.to_owned();
         let staging = self.path("staging_target_path", &req.staging_target_path)?;
         let _lock = self.locks.try_lock(&id)?;
-        let mounts = self.host(|m| m.mounts()).await?;
+        let mounts = self.kubelet_mounts().await?;
         if let Some(staged) = mounts.iter().rev().find(|e| e.mount_point == staging) {
             if let Some(other) = mounts
                 .iter()
@@ -203,10 +214,10 @@ impl<A: Attacher, M: Mounter> NodeService<A, M> {
         let id = validate::required("volume_id", &req.volume_id)?.to_owned();
         let target = self.path("target_path", &req.target_path)?;
         let staging = self.path("staging_target_path", &req.staging_target_path)?;
-        let access = Self::capability(req.volume_capability.as_ref())?;
+        let access = self.capability(req.volume_capability.as_ref())?;
         let opts = access.mount_options(req.readonly);
         let _lock = self.locks.try_lock(&id)?;
-        let mounts = self.host(|m| m.mounts()).await?;
+        let mounts = self.kubelet_mounts().await?;
         let source = match &access {
             Access::Block { .. } => {
                 PublishSource::Device(self.attacher.device(&id).await?.ok_or_else(|| {
@@ -342,7 +353,7 @@ impl<A: Attacher, M: Mounter> NodeService<A, M> {
         let id = validate::required("volume_id", &req.volume_id)?.to_owned();
         let path = self.path("volume_path", &req.volume_path)?;
         let block = match req.volume_capability.as_ref() {
-            Some(cap) => matches!(validate::access(cap, false)?, Access::Block { .. }),
+            Some(cap) => matches!(self.capability(Some(cap))?, Access::Block { .. }),
             None => false,
         };
         let (required, _) = validate::capacity(req.capacity_range.as_ref(), 0)?;

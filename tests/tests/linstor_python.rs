@@ -1,0 +1,187 @@
+//! LINBIT's official Python client, python-linstor (PyPI), drives the `linstor-sim` binary: the
+//! version handshake, node and storage-pool lists, resource-definition and volume-definition
+//! create, autoplace, a snapshot, and the resource list. Then Hearth's client reads what
+//! python-linstor made, and SIGTERM stops the simulator cleanly.
+//!
+//! python-linstor lives in a venv at `target/python-linstor-venv` (or
+//! `$HEARTH_PYTHON_LINSTOR_VENV`), created with `pip install python-linstor` when missing
+//! (`tests/run` does that up front). Without python3 or PyPI the test skips; under `CI=true`
+//! that is a failure.
+#![allow(clippy::tests_outside_test_module)] // an integration-test file is a test-only crate
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use hearth_csi::linstor::client::{ClientConfig, LinstorClient, ViewFilter};
+
+const SCRIPT: &str = r#"
+import json, sys
+import linstor
+
+url = sys.argv[1]
+out = {}
+with linstor.Linstor(url) as lin:
+    out["rest_api_version"] = lin.controller_version().rest_api_version
+    out["nodes"] = sorted(n.name for n in lin.node_list_raise().nodes)
+    pools = lin.storage_pool_list_raise().storage_pools
+    out["pools"] = sorted("%s/%s" % (p.node_name, p.name) for p in pools)
+
+    def ok(what, replies):
+        if not linstor.Linstor.all_api_responses_no_error(replies):
+            raise SystemExit("%s failed: %s" % (what, replies))
+        return [r.ret_code for r in replies]
+
+    out["rd_create"] = ok("rd create", lin.resource_dfn_create("py-vol"))
+    out["vd_create"] = ok("vd create", lin.volume_dfn_create("py-vol", 65536))
+    out["autoplace"] = ok("autoplace", lin.resource_auto_place("py-vol", 2))
+    out["snapshot"] = ok("snapshot", lin.snapshot_create(None, "py-vol", "py-snap"))
+    again = lin.resource_dfn_create("py-vol")
+    out["rd_again_error"] = not linstor.Linstor.all_api_responses_no_error(again)
+    rscs = lin.resource_list_raise(filter_by_resources=["py-vol"]).resources
+    out["resources"] = sorted(r.node_name for r in rscs)
+    snaps = lin.snapshot_dfn_list_raise(filter_by_resources=["py-vol"]).snapshots
+    out["snapshots"] = sorted(s.snapshot_name for s in snaps)
+print(json.dumps(out))
+"#;
+
+fn venv_dir() -> PathBuf {
+    std::env::var_os("HEARTH_PYTHON_LINSTOR_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/python-linstor-venv")
+        })
+}
+
+/// Skips (or, under CI=true, fails) with a reason.
+fn skip(reason: &str) -> Option<PathBuf> {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "python-linstor test: {reason}, and CI=true forbids skipping"
+    );
+    eprintln!("skipping python-linstor test: {reason}");
+    None
+}
+
+fn has_linstor(python: &Path) -> bool {
+    Command::new(python)
+        .args(["-c", "import linstor"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The venv's python with python-linstor, installing it when missing.
+fn python() -> Option<PathBuf> {
+    let venv = venv_dir();
+    let python = venv.join("bin/python");
+    if has_linstor(&python) {
+        return Some(python);
+    }
+    if !python.exists() {
+        let made = Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(&venv)
+            .status();
+        if !made.is_ok_and(|s| s.success()) {
+            return skip("python3 with the venv module is not available");
+        }
+    }
+    let pip = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "python-linstor"])
+        .status();
+    if !pip.is_ok_and(|s| s.success()) || !has_linstor(&python) {
+        return skip("pip install python-linstor failed (PyPI unreachable?)");
+    }
+    Some(python)
+}
+
+/// `linstor-sim` on a free port; its URL from the first line it prints.
+fn start_sim() -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_linstor-sim"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--devices",
+            "none",
+            "--nodes",
+            "alpha,beta,gamma",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn linstor-sim");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the listen line");
+    let url = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        url.starts_with("http://127.0.0.1:"),
+        "unexpected first line {line:?}"
+    );
+    (child, url)
+}
+
+#[tokio::test]
+async fn python_linstor_drives_the_simulator() {
+    let Some(python) = python() else { return };
+    let (mut sim, url) = start_sim();
+    let linstor_url = url.replacen("http://", "linstor://", 1);
+    let out = Command::new(&python)
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg(&linstor_url)
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "python-linstor failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_str(stdout.trim()).expect("the script's JSON");
+    assert_eq!(got["rest_api_version"], "1.28.0");
+    assert_eq!(got["nodes"], serde_json::json!(["alpha", "beta", "gamma"]));
+    assert_eq!(got["pools"].as_array().map(Vec::len), Some(6), "{got}");
+    assert_eq!(got["resources"].as_array().map(Vec::len), Some(2), "{got}");
+    assert_eq!(got["snapshots"], serde_json::json!(["py-snap"]));
+    assert_eq!(got["rd_again_error"], true);
+    assert_eq!(
+        got["rd_create"],
+        serde_json::json!([0x0138_0001]),
+        "MASK_CRT | MASK_RSC_DFN | CREATED"
+    );
+
+    // Hearth's client sees what python-linstor made.
+    let c = LinstorClient::connect(&ClientConfig::new(&url))
+        .await
+        .unwrap();
+    let view = c
+        .resource_view(&ViewFilter {
+            resources: vec!["py-vol".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(view.len(), 2);
+    assert!(view.iter().all(|r| r.volumes[0]
+        .device_path
+        .as_deref()
+        .is_some_and(|p| p.starts_with("/dev/drbd10"))));
+    assert_eq!(
+        c.get_volume_definition("py-vol", 0).await.unwrap().size_kib,
+        65536
+    );
+
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(sim.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = sim.wait().unwrap();
+    assert!(status.success(), "linstor-sim exit: {status}");
+}
