@@ -66,6 +66,9 @@ pub enum Call {
         /// Clone this volume.
         #[arg(long)]
         from_volume: Option<String>,
+        /// StorageClass parameters, `KEY=VALUE`, repeatable.
+        #[arg(long = "param", value_parser = parse_param)]
+        params: Vec<(String, String)>,
         /// Capability.
         #[command(flatten)]
         cap: Cap,
@@ -87,6 +90,25 @@ pub enum Call {
         /// A staged or published path, to grow the filesystem there.
         #[arg(long)]
         path: Option<String>,
+    },
+    /// ControllerPublishVolume: make the volume available on a node (LINSTOR backend).
+    Attach {
+        /// The volume ID.
+        volume_id: String,
+        /// The node.
+        #[arg(long)]
+        node: String,
+        /// Capability.
+        #[command(flatten)]
+        cap: Cap,
+    },
+    /// ControllerUnpublishVolume.
+    Detach {
+        /// The volume ID.
+        volume_id: String,
+        /// The node.
+        #[arg(long)]
+        node: String,
     },
     /// NodeStageVolume.
     Stage {
@@ -155,6 +177,12 @@ pub enum Call {
         /// The snapshot ID.
         snapshot_id: String,
     },
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
 }
 
 /// Parses a size: plain bytes, or with a suffix K/M/G/T (powers of 1000) or Ki/Mi/Gi/Ti.
@@ -245,6 +273,7 @@ pub async fn run(args: CsiArgs) -> anyhow::Result<()> {
             size,
             from_snapshot,
             from_volume,
+            params,
             cap,
         } => {
             let source = match (from_snapshot, from_volume) {
@@ -259,6 +288,7 @@ pub async fn run(args: CsiArgs) -> anyhow::Result<()> {
                 capacity_range: range(&size)?,
                 volume_capabilities: vec![capability(&cap)?],
                 volume_content_source: source.map(|t| VolumeContentSource { r#type: Some(t) }),
+                parameters: params.into_iter().collect(),
                 ..Default::default()
             };
             let v = c
@@ -339,6 +369,35 @@ pub async fn run(args: CsiArgs) -> anyhow::Result<()> {
                     .into_inner();
                 println!("node: {} bytes", n.capacity_bytes);
             }
+        }
+        Call::Attach {
+            volume_id,
+            node,
+            cap,
+        } => {
+            let ctx = c
+                .controller
+                .controller_publish_volume(ControllerPublishVolumeRequest {
+                    volume_id,
+                    node_id: node,
+                    volume_capability: Some(capability(&cap)?),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner()
+                .publish_context;
+            for (k, v) in ctx {
+                println!("{k}={v}");
+            }
+        }
+        Call::Detach { volume_id, node } => {
+            c.controller
+                .controller_unpublish_volume(ControllerUnpublishVolumeRequest {
+                    volume_id,
+                    node_id: node,
+                    ..Default::default()
+                })
+                .await?;
         }
         Call::Stage {
             volume_id,

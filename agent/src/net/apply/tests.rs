@@ -5,9 +5,9 @@ use super::*;
 use crate::net::model::LinkKind;
 use crate::net::netlink::fake::FakeNetlink;
 use crate::net::netlink::Owner;
-use crate::net::LINK_ALIAS;
 use crate::net::render::render;
 use crate::net::spec::parse;
+use crate::net::LINK_ALIAS;
 
 /// A recording fake of `/proc/sys`.
 #[derive(Default)]
@@ -15,10 +15,15 @@ struct FakeSysctls(Mutex<HashMap<String, String>>);
 
 impl Sysctls for FakeSysctls {
     fn read(&self, path: &str) -> Result<String, SysctlError> {
-        self.0.lock().unwrap().get(path).cloned().ok_or_else(|| SysctlError::Read {
-            path: path.into(),
-            source: std::io::Error::from_raw_os_error(libc::ENOENT),
-        })
+        self.0
+            .lock()
+            .unwrap()
+            .get(path)
+            .cloned()
+            .ok_or_else(|| SysctlError::Read {
+                path: path.into(),
+                source: std::io::Error::from_raw_os_error(libc::ENOENT),
+            })
     }
     fn write(&self, path: &str, value: &str) -> Result<(), SysctlError> {
         self.0.lock().unwrap().insert(path.into(), value.into());
@@ -45,7 +50,10 @@ interfaceSysctls:
 "#;
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -62,30 +70,53 @@ fn from_empty_in_dependency_order_then_a_second_pass_writes_nothing() {
             _ => None,
         })
         .collect();
-    assert_eq!(created, ["br-ext", "veth-a", "mv0"], "masters and parents first");
-    let marked = ops.iter().filter(|o| matches!(o, Op::SetLink { alias: Some(a), .. } if a == LINK_ALIAS)).count();
+    assert_eq!(
+        created,
+        ["br-ext", "veth-a", "mv0"],
+        "masters and parents first"
+    );
+    let marked = ops
+        .iter()
+        .filter(|o| matches!(o, Op::SetLink { alias: Some(a), .. } if a == LINK_ALIAS))
+        .count();
     assert_eq!(marked, 4, "both veth ends are marked");
-    assert!(matches!(ops.iter().find(|o| matches!(o, Op::CreateLink { link, .. } if link.name == "veth-a")),
-        Some(Op::CreateLink { master: Some(_), .. })));
+    assert!(matches!(
+        ops.iter()
+            .find(|o| matches!(o, Op::CreateLink { link, .. } if link.name == "veth-a")),
+        Some(Op::CreateLink {
+            master: Some(_),
+            ..
+        })
+    ));
     // eth9 does not exist: that one route fails, the rest goes on.
     assert_eq!(out.report.failures.len(), 1, "{:?}", out.report.failures);
-    assert!(out.report.failures[0].to_string().contains("device eth9 not found"));
+    assert!(out.report.failures[0]
+        .to_string()
+        .contains("device eth9 not found"));
     assert_eq!(sys.read("net/ipv4/conf/br-ext/rp_filter").unwrap(), "0");
 
     let before = nl.sent().len();
     let mut desired = desired;
-    desired.routes.retain(|r| r.nexthops[0].dev.as_deref() != Some("eth9"));
+    desired
+        .routes
+        .retain(|r| r.nexthops[0].dev.as_deref() != Some("eth9"));
     let again = rt().block_on(converge(&nl, &sys, &desired, false)).unwrap();
     assert!(again.plan.actions.is_empty(), "{}", again.plan);
     assert_eq!(again.report.writes, 0);
-    assert_eq!(nl.sent().len(), before, "the second pass makes no netlink writes");
+    assert_eq!(
+        nl.sent().len(),
+        before,
+        "the second pass makes no netlink writes"
+    );
 }
 
 #[test]
 fn dry_run_writes_nothing() {
     let desired = render(&parse(FILE).unwrap());
     let nl = FakeNetlink::default();
-    let out = rt().block_on(converge(&nl, &FakeSysctls::default(), &desired, true)).unwrap();
+    let out = rt()
+        .block_on(converge(&nl, &FakeSysctls::default(), &desired, true))
+        .unwrap();
     assert!(!out.plan.actions.is_empty());
     assert!(nl.sent().is_empty());
 }
@@ -109,9 +140,16 @@ fn removing_everything_deletes_only_owned_objects() {
         eth0.index = 77;
         s.links.push(eth0);
     }
-    rt().block_on(converge(&nl, &sys, &Desired::default(), false)).unwrap();
+    rt().block_on(converge(&nl, &sys, &Desired::default(), false))
+        .unwrap();
     let s = nl.state.lock().unwrap();
-    assert_eq!(s.links.iter().map(|l| l.link.name.as_str()).collect::<Vec<_>>(), ["eth0"]);
+    assert_eq!(
+        s.links
+            .iter()
+            .map(|l| l.link.name.as_str())
+            .collect::<Vec<_>>(),
+        ["eth0"]
+    );
     assert_eq!(s.routes.len(), 1);
     assert_eq!(s.routes[0].owner, Owner::Foreign);
     assert!(s.rules.is_empty());
@@ -123,9 +161,23 @@ fn recreated_links_get_their_addresses_back_in_the_same_apply() {
     let nl = FakeNetlink::default();
     let sys = FakeSysctls::default();
     rt().block_on(converge(&nl, &sys, &desired, false)).unwrap();
-    nl.state.lock().unwrap().links.iter_mut().find(|l| l.link.name == "br-ext").unwrap().link.kind = LinkKind::Other("dummy".into());
+    nl.state
+        .lock()
+        .unwrap()
+        .links
+        .iter_mut()
+        .find(|l| l.link.name == "br-ext")
+        .unwrap()
+        .link
+        .kind = LinkKind::Other("dummy".into());
     rt().block_on(converge(&nl, &sys, &desired, false)).unwrap();
     let s = nl.state.lock().unwrap();
-    assert!(s.addresses.iter().any(|a| a.item.dev == "br-ext" && a.owner == Owner::Hearth));
-    assert!(s.links.iter().any(|l| l.link.name == "br-ext" && l.link.kind == LinkKind::Bridge));
+    assert!(s
+        .addresses
+        .iter()
+        .any(|a| a.item.dev == "br-ext" && a.owner == Owner::Hearth));
+    assert!(s
+        .links
+        .iter()
+        .any(|l| l.link.name == "br-ext" && l.link.kind == LinkKind::Bridge));
 }

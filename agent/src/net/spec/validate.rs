@@ -101,7 +101,11 @@ fn check_links(file: &NetworkFile) -> Result<(), SpecError> {
         if by_name.get(l.name.0.as_str()) != Some(&i) {
             return Err(invalid(
                 format!("{f}.name"),
-                format!("{} is already links[{}]", l.name, by_name[l.name.0.as_str()]),
+                format!(
+                    "{} is already links[{}]",
+                    l.name,
+                    by_name[l.name.0.as_str()]
+                ),
             ));
         }
         if let Some(m) = l.mtu {
