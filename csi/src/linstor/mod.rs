@@ -10,6 +10,7 @@
 mod attacher;
 mod backend;
 pub mod client;
+mod create;
 mod errors;
 pub mod names;
 pub mod params;

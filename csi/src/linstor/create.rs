@@ -1,0 +1,289 @@
+//! CreateVolume for LINSTOR: the resource group of the StorageClass, the resource definition
+//! named after the CSI name, and its data: a new volume placed by `nodeList`, the preferred
+//! node and LINSTOR's autoplacer, a restore of a snapshot, or a clone. A create that fails
+//! deletes the resource definition it made; a retry lands on the same definition.
+
+use std::collections::BTreeMap;
+use std::sync::PoisonError;
+use std::time::Duration;
+
+use super::backend::{existing_ok, found, gone_ok, is_ours, source_prop, LinstorBackend};
+use super::client::{
+    AutoPlaceRequest, AutoSelectFilter, ResourceCreate, ResourceDefinitionCreate, ResourceGroup,
+    VolumeDefinitionCreate, VolumeDefinitionModify,
+};
+use super::names::{self, kib, props};
+use super::params::StorageClassParams;
+use crate::backend::{ContentSource, Volume, VolumeSpec};
+use crate::{CsiError, TOPOLOGY_NODE_KEY};
+
+/// How long a clone may take before CreateVolume gives up (and rolls back).
+const CLONE_TIMEOUT: Duration = Duration::from_secs(600);
+
+impl LinstorBackend {
+    /// The resource group of these parameters, created once (an explicit `resourceGroup` must
+    /// exist already).
+    pub(super) async fn ensure_group(&self, p: &StorageClassParams) -> Result<String, CsiError> {
+        let name = p.resource_group_name();
+        let known = self
+            .groups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&name);
+        if !known && p.resource_group.is_none() {
+            let group = ResourceGroup {
+                name: name.clone(),
+                description: "made by Hearth for a StorageClass".into(),
+                props: p.properties.clone(),
+                select_filter: select_filter(p),
+                ..Default::default()
+            };
+            existing_ok(self.client.create_resource_group(&group).await)?;
+        }
+        self.groups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.clone());
+        Ok(name)
+    }
+
+    /// Creates the volume, or checks and finishes the one a retry finds; rolls back on failure.
+    pub(super) async fn create(
+        &self,
+        spec: &VolumeSpec,
+        p: &StorageClassParams,
+        rd_name: &str,
+    ) -> Result<Volume, CsiError> {
+        let digest = p.digest();
+        let source = source_prop(spec.source.as_ref());
+        if let Some(rd) = found(self.client.get_resource_definition(rd_name).await)? {
+            let same = is_ours(&rd)
+                && rd.props.get(props::CSI_NAME) == Some(&spec.name)
+                && rd.props.get(props::PARAMS) == Some(&digest)
+                && rd
+                    .props
+                    .get(props::SOURCE)
+                    .map(String::as_str)
+                    .unwrap_or("")
+                    == source;
+            if !same {
+                return Err(CsiError::AlreadyExists(format!(
+                    "resource definition {rd_name} exists with other parameters or source, or was not made by Hearth"
+                )));
+            }
+            if let Some(vd) = found(self.client.get_volume_definition(rd_name, 0).await)? {
+                let size = vd.size_kib.saturating_mul(1024);
+                if size < spec.capacity_bytes || (spec.limit_bytes != 0 && size > spec.limit_bytes)
+                {
+                    return Err(CsiError::AlreadyExists(format!(
+                        "volume {} exists with {size} bytes, outside the requested range",
+                        spec.name
+                    )));
+                }
+            }
+        }
+        let group = self.ensure_group(p).await?;
+        let mut rd_props = BTreeMap::from([
+            (props::CSI_NAME.to_owned(), spec.name.clone()),
+            (props::PARAMS.to_owned(), digest),
+            (
+                props::REMOTE_ACCESS.to_owned(),
+                p.allow_remote_volume_access.to_string(),
+            ),
+        ]);
+        if !source.is_empty() {
+            rd_props.insert(props::SOURCE.to_owned(), source);
+        }
+        let built = self.build(spec, p, rd_name, &group, rd_props).await;
+        if let Err(err) = built {
+            tracing::warn!(volume = %rd_name, "create failed, removing the resource definition: {err}");
+            if let Err(e) = gone_ok(self.client.delete_resource_definition(rd_name).await) {
+                tracing::error!(volume = %rd_name, "rollback failed; a retry will finish it: {e}");
+            }
+            return Err(err);
+        }
+        let rd = self.client.get_resource_definition(rd_name).await?;
+        self.volume_of(&rd).await
+    }
+
+    async fn build(
+        &self,
+        spec: &VolumeSpec,
+        p: &StorageClassParams,
+        rd: &str,
+        group: &str,
+        rd_props: BTreeMap<String, String>,
+    ) -> Result<(), CsiError> {
+        let size_kib = kib(spec.capacity_bytes);
+        match &spec.source {
+            Some(ContentSource::Volume(src)) => {
+                return self
+                    .clone_from(src, rd, group, rd_props, spec.capacity_bytes)
+                    .await
+            }
+            Some(ContentSource::Snapshot(id)) => {
+                return self
+                    .restore_from(id, rd, group, rd_props, spec.capacity_bytes)
+                    .await;
+            }
+            None => {}
+        }
+        let mut create = ResourceDefinitionCreate::new(rd, Some(group));
+        create.resource_definition.props = rd_props;
+        existing_ok(self.client.create_resource_definition(&create).await)?;
+        existing_ok(
+            self.client
+                .create_volume_definition(rd, &VolumeDefinitionCreate::new(0, size_kib))
+                .await,
+        )?;
+        self.place(rd, p, &spec.requisite, &spec.preferred).await
+    }
+
+    /// Places replicas: the first on the preferred node when the CO names one (so a
+    /// WaitForFirstConsumer pod finds its data local), the rest by LINSTOR's autoplacer.
+    async fn place(
+        &self,
+        rd: &str,
+        p: &StorageClassParams,
+        requisite: &[BTreeMap<String, String>],
+        preferred: &[BTreeMap<String, String>],
+    ) -> Result<(), CsiError> {
+        if !p.node_list.is_empty() {
+            // Explicit placement: exactly these nodes, no autoplacer.
+            let pool = p.storage_pools.first().map(String::as_str);
+            let replicas: Vec<ResourceCreate> = p
+                .node_list
+                .iter()
+                .map(|n| ResourceCreate::diskful(rd, n, pool))
+                .collect();
+            existing_ok(self.client.create_resources(rd, &replicas).await)?;
+            return Ok(());
+        }
+        let first = preferred
+            .iter()
+            .chain(requisite)
+            .find_map(|s| s.get(TOPOLOGY_NODE_KEY));
+        if let Some(node) = first {
+            let replica =
+                ResourceCreate::diskful(rd, node, p.storage_pools.first().map(String::as_str));
+            match self.client.create_resources(rd, &[replica]).await {
+                Ok(_) => {}
+                Err(e) if e.is_already_exists() => {}
+                // A preferred node without LINSTOR: let the autoplacer choose.
+                Err(e) if e.is_not_found() => {
+                    tracing::info!(volume = %rd, %node, "preferred node unknown to LINSTOR")
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let request = AutoPlaceRequest {
+            select_filter: select_filter(p),
+            diskless_on_remaining: false,
+            layer_list: p.layer_list.clone(),
+        };
+        existing_ok(self.client.autoplace(rd, &request).await)?;
+        Ok(())
+    }
+
+    pub(super) async fn grow_to(&self, rd: &str, bytes: u64) -> Result<u64, CsiError> {
+        let vd = self.client.get_volume_definition(rd, 0).await?;
+        let size = vd.size_kib.saturating_mul(1024);
+        if size >= bytes {
+            return Ok(size);
+        }
+        let modify = VolumeDefinitionModify {
+            size_kib: Some(kib(bytes)),
+            ..Default::default()
+        };
+        self.client.modify_volume_definition(rd, 0, &modify).await?;
+        Ok(kib(bytes) * 1024)
+    }
+
+    async fn clone_from(
+        &self,
+        src: &str,
+        rd: &str,
+        group: &str,
+        rd_props: BTreeMap<String, String>,
+        bytes: u64,
+    ) -> Result<(), CsiError> {
+        let source = match found(self.client.get_resource_definition(src).await)? {
+            Some(s) if names::is_linstor_name(src) && is_ours(&s) => s,
+            _ => {
+                return Err(CsiError::NotFound(format!(
+                    "source volume {src} does not exist"
+                )))
+            }
+        };
+        let src_size = self
+            .client
+            .get_volume_definition(&source.name, 0)
+            .await?
+            .size_kib
+            .saturating_mul(1024);
+        if bytes < src_size {
+            return Err(CsiError::OutOfRange(format!(
+                "the clone ({bytes} bytes) is smaller than its source ({src_size} bytes)"
+            )));
+        }
+        let request = super::client::CloneRequest {
+            name: rd.to_owned(),
+            resource_group: Some(group.to_owned()),
+            override_props: rd_props,
+            ..Default::default()
+        };
+        existing_ok(self.client.clone_resource_definition(src, &request).await)?;
+        self.client.wait_clone(src, rd, CLONE_TIMEOUT).await?;
+        self.grow_to(rd, bytes).await.map(drop)
+    }
+
+    async fn restore_from(
+        &self,
+        id: &str,
+        rd: &str,
+        group: &str,
+        rd_props: BTreeMap<String, String>,
+        bytes: u64,
+    ) -> Result<(), CsiError> {
+        let missing = || CsiError::NotFound(format!("source snapshot {id} does not exist"));
+        let (src, snap) = names::parse_snapshot_id(id).ok_or_else(missing)?;
+        let snapshot = found(self.client.get_snapshot(src, snap).await)?.ok_or_else(missing)?;
+        let snap_size = snapshot
+            .volume_definitions
+            .first()
+            .map_or(0, |v| v.size_kib.saturating_mul(1024));
+        if bytes < snap_size {
+            return Err(CsiError::OutOfRange(format!(
+                "the restore ({bytes} bytes) is smaller than the snapshot ({snap_size} bytes)"
+            )));
+        }
+        let mut create = ResourceDefinitionCreate::new(rd, Some(group));
+        create.resource_definition.props = rd_props;
+        existing_ok(self.client.create_resource_definition(&create).await)?;
+        let restore = super::client::SnapshotRestore {
+            to_resource: rd.to_owned(),
+            nodes: Vec::new(),
+        };
+        existing_ok(
+            self.client
+                .restore_volume_definitions(src, snap, &restore)
+                .await,
+        )?;
+        self.grow_to(rd, bytes).await?;
+        existing_ok(self.client.restore_resources(src, snap, &restore).await)?;
+        Ok(())
+    }
+}
+
+fn select_filter(p: &StorageClassParams) -> AutoSelectFilter {
+    AutoSelectFilter {
+        place_count: Some(p.place_count),
+        storage_pool_list: p.storage_pools.clone(),
+        storage_pool_diskless_list: p.diskless_storage_pool.iter().cloned().collect(),
+        replicas_on_same: p.replicas_on_same.clone(),
+        replicas_on_different: p.replicas_on_different.clone(),
+        not_place_with_rsc_regex: p.do_not_place_with_regex.clone(),
+        layer_stack: p.layer_list.clone(),
+        ..Default::default()
+    }
+}
