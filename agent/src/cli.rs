@@ -111,6 +111,9 @@ pub struct NodeArgs {
     /// so deployments can set it now.
     #[arg(long, env = "HEARTH_COORDINATOR")]
     pub coordinator: Option<String>,
+    /// The node network file (docs/network.md): kept converged in this network namespace.
+    #[arg(long, env = "HEARTH_NETWORK")]
+    pub network: Option<PathBuf>,
     /// State directory (loopfile images, format markers).
     #[arg(long, env = "HEARTH_STATE_DIR", default_value = "/var/lib/hearth")]
     pub state_dir: PathBuf,

@@ -216,6 +216,18 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
     if let Some(url) = &args.coordinator {
         tracing::warn!(%url, "the coordinator session is not built yet; serving CSI Node only");
     }
+    if let Some(file) = args.network.clone() {
+        // Fail fast on a file that does not parse, then keep it converged in the background.
+        crate::net::spec::load(&file)
+            .map_err(|e| UsageError(format!("--network {}: {e}", file.display())))?;
+        tokio::spawn(async move {
+            if let Err(e) =
+                crate::net::controller::run(file, crate::net::controller::Options::default()).await
+            {
+                tracing::error!("network reconciler stopped: {e}");
+            }
+        });
+    }
     let listener = serve::bind(&socket).await?;
     let settings = NodeSettings {
         state_dir: state_dir.clone(),

@@ -3,10 +3,11 @@
 //! untouched, invalid files rejected with exit 2, and `--dry-run`.
 #![allow(clippy::tests_outside_test_module)] // an integration-test file is a test-only crate
 
-use std::io::Read;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hearth_tests::netns::NetNs;
 use hearth_tests::{root_or_skip, tool_or_skip};
@@ -129,21 +130,45 @@ fn reapply_makes_no_netlink_writes() {
     let (ns, dir) = (NetNs::new("idem"), tempfile::tempdir().unwrap());
     let path = file(&dir, "full.yaml", FULL);
     assert_eq!(apply(&ns, &path).0, 0);
-    let mut monitor = std::process::Command::new("ip")
-        .args([
-            "-n",
-            ns.name(),
-            "monitor",
-            "link",
-            "address",
-            "route",
-            "neigh",
-            "rule",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let mut monitor = Kill(
+        std::process::Command::new("ip")
+            .args([
+                "-n",
+                ns.name(),
+                "monitor",
+                "link",
+                "address",
+                "route",
+                "neigh",
+                "rule",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let events: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
+    let reader = {
+        let (events, stdout) = (Arc::clone(&events), monitor.0.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                events.lock().unwrap().push((Instant::now(), line));
+            }
+        })
+    };
+    // The kernel finishes bringing the new links up on its own (carrier, IPv6 link-local
+    // routes, neighbour discovery between the veth ends); wait until it has been quiet.
+    let settle = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let last = events.lock().unwrap().last().map(|(t, _)| *t);
+        let quiet = last.is_none_or(|t| t.elapsed() > Duration::from_millis(1000));
+        if (quiet && settle.elapsed() > Duration::from_secs(2))
+            || settle.elapsed() > Duration::from_secs(15)
+        {
+            break;
+        }
+    }
+    let start = Instant::now();
     let (code, out, err) = apply(&ns, &path);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(
@@ -152,30 +177,44 @@ fn reapply_makes_no_netlink_writes() {
     );
     assert!(out.contains("applied: 0 writes"), "{out}");
     std::thread::sleep(Duration::from_millis(300));
+    let end = Instant::now();
     // Prove the monitor sees changes: one foreign route after the second apply.
     ns.ip(&["route", "add", "10.77.0.0/16", "dev", "br-ext"]);
     std::thread::sleep(Duration::from_millis(300));
-    let _ = monitor.kill();
-    let mut seen = String::new();
-    monitor
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut seen)
-        .unwrap();
-    let _ = monitor.wait();
-    let lines: Vec<&str> = seen.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(
-        lines,
-        ["10.77.0.0/16 dev br-ext scope link "],
-        "netlink events during the re-apply:\n{seen}"
+    drop(monitor);
+    let _ = reader.join();
+    let events = events.lock().unwrap();
+    let during: Vec<&str> = events
+        .iter()
+        .filter(|(t, _)| *t >= start && *t < end)
+        .map(|(_, l)| l.as_str())
+        .collect();
+    assert!(
+        during.is_empty(),
+        "netlink events during the re-apply: {during:#?}"
     );
+    assert!(
+        events
+            .iter()
+            .any(|(_, l)| l.contains("10.77.0.0/16 dev br-ext")),
+        "the monitor saw nothing at all"
+    );
+}
+
+/// Kills and reaps a helper process however the test ends.
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Everything about the foreign objects, as `ip` prints them.
 fn foreign_view(ns: &NetNs) -> String {
     [
-        ns.ip(&["-d", "link", "show", "foreign0"]),
+        ns.ip(&["link", "show", "foreign0"]),
         ns.ip(&["addr", "show", "dev", "foreign0"]),
         ns.ip(&["route", "show", "table", "all", "dev", "foreign0"]),
         ns.ip(&["route", "show", "table", "60"]),

@@ -143,10 +143,11 @@ fn bench_work(name: &str, work: &Work, trials: usize, report: &mut String) {
     std::fs::write(&yaml, &work.yaml).expect("write");
     std::fs::write(&batch, &work.batch).expect("write");
     let hearth = hearth_tests::hearth_bin();
-    let ip = Path::new("/usr/sbin/ip")
-        .exists()
-        .then(|| Path::new("/usr/sbin/ip"))
-        .unwrap_or(Path::new("/sbin/ip"));
+    let ip = if Path::new("/usr/sbin/ip").exists() {
+        Path::new("/usr/sbin/ip")
+    } else {
+        Path::new("/sbin/ip")
+    };
     let y = yaml.display().to_string();
     let b = batch.display().to_string();
     let (mut h, mut i, mut h2, mut i2, mut lib2) = (vec![], vec![], vec![], vec![], vec![]);

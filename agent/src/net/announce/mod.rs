@@ -4,77 +4,22 @@
 //! [`Announcer::withdraw`] stops that and removes the address. It owns only addresses that
 //! carry [`FLOATING_PROTO`]; it never touches any other address.
 
+mod error;
 pub mod frame;
 mod packet;
+mod sync;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use error::AnnounceError;
 pub use packet::{Frames, PacketSocket};
 
 use super::model::{Address, FloatingIp, Mac, Prefix};
-use super::netlink::{Netlink, NetlinkError, Op, Owner};
+use super::netlink::{Netlink, Op, Owner};
 use super::FLOATING_PROTO;
-
-/// Why announcing or withdrawing failed.
-#[derive(Debug, thiserror::Error)]
-pub enum AnnounceError {
-    /// Listing links or addresses failed.
-    #[error("floating IP {ip}: looking up {dev}: {source}")]
-    Lookup {
-        /// The floating IP.
-        ip: IpAddr,
-        /// The interface.
-        dev: String,
-        /// The netlink error.
-        source: NetlinkError,
-    },
-    /// The interface does not exist or has no Ethernet address.
-    #[error("floating IP {ip}: device {dev} not found or has no Ethernet address")]
-    NoDevice {
-        /// The floating IP.
-        ip: IpAddr,
-        /// The interface.
-        dev: String,
-    },
-    /// The interface already has the address and it is not the announcer's.
-    #[error("floating IP {ip}: {dev} already has this address and it is not Hearth's; left alone")]
-    Foreign {
-        /// The floating IP.
-        ip: IpAddr,
-        /// The interface.
-        dev: String,
-    },
-    /// Adding the address failed.
-    #[error("floating IP {ip}: adding the address: {source}")]
-    AddAddress {
-        /// The floating IP.
-        ip: IpAddr,
-        /// The netlink error.
-        source: NetlinkError,
-    },
-    /// Removing the address failed.
-    #[error("floating IP {ip}: removing the address: {source}")]
-    RemoveAddress {
-        /// The floating IP.
-        ip: IpAddr,
-        /// The netlink error.
-        source: NetlinkError,
-    },
-    /// Opening the raw socket failed.
-    #[error("opening a raw packet socket: {0}")]
-    Socket(#[source] std::io::Error),
-    /// Sending a frame failed.
-    #[error("sending an announcement on ifindex {ifindex}: {source}")]
-    Send {
-        /// The interface index.
-        ifindex: u32,
-        /// The errno.
-        source: std::io::Error,
-    },
-}
 
 /// When announcements go out: at each `burst` offset after the address is added (the first
 /// is normally zero), then every `refresh`.
@@ -343,89 +288,6 @@ impl<N: Netlink + 'static, F: Frames + 'static> Announcer<N, F> {
         }
         tracing::info!(%ip, "floating IP withdrawn");
         Ok(())
-    }
-
-    /// Makes the announced set exactly `wanted`: announces what is missing (or whose address
-    /// vanished), withdraws the rest, including floating addresses a previous run left.
-    pub async fn sync(&self, wanted: &[FloatingIp]) -> Vec<AnnounceError> {
-        let mut errors = Vec::new();
-        let have = match self.netlink.addresses().await {
-            Ok(h) => h,
-            Err(source) => {
-                errors.push(AnnounceError::Lookup {
-                    ip: IpAddr::from([0, 0, 0, 0]),
-                    dev: String::new(),
-                    source,
-                });
-                return errors;
-            }
-        };
-        let active = self.active();
-        for w in wanted {
-            let present = have.iter().any(|a| {
-                a.owner == Owner::Floating && a.item.dev == w.dev && a.item.prefix.addr == w.address
-            });
-            if !present || !active.contains(w) {
-                if let Err(e) = self.start(w.address, &w.dev, !present).await {
-                    errors.push(e);
-                }
-            }
-        }
-        let mut stale: Vec<IpAddr> = active
-            .iter()
-            .filter(|a| !wanted.contains(a))
-            .map(|a| a.address)
-            .collect();
-        stale.extend(
-            have.iter()
-                .filter(|a| {
-                    a.owner == Owner::Floating
-                        && !wanted
-                            .iter()
-                            .any(|w| w.address == a.item.prefix.addr && w.dev == a.item.dev)
-                })
-                .map(|a| a.item.prefix.addr),
-        );
-        stale.sort();
-        stale.dedup();
-        for ip in stale {
-            if wanted.iter().any(|w| w.address == ip) {
-                // Moved to another device: announce() above added the new one; drop the old.
-                self.remove_address_not_on(ip, wanted, &have).await;
-                continue;
-            }
-            if let Err(e) = self.withdraw(ip).await {
-                errors.push(e);
-            }
-        }
-        errors
-    }
-
-    async fn remove_address_not_on(
-        &self,
-        ip: IpAddr,
-        wanted: &[FloatingIp],
-        have: &[super::netlink::Seen<Address>],
-    ) {
-        let Ok(links) = self.netlink.links().await else {
-            return;
-        };
-        let ops: Vec<Op> = have
-            .iter()
-            .filter(|a| a.owner == Owner::Floating && a.item.prefix.addr == ip)
-            .filter(|a| {
-                !wanted
-                    .iter()
-                    .any(|w| w.address == ip && w.dev == a.item.dev)
-            })
-            .filter_map(|a| {
-                Some(Op::DeleteAddress {
-                    index: links.iter().find(|l| l.link.name == a.item.dev)?.index,
-                    address: a.item.clone(),
-                })
-            })
-            .collect();
-        let _ = self.netlink.write(ops).await;
     }
 }
 

@@ -8,10 +8,7 @@ use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressProtocol,
 };
-use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoMacVlan, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo,
-    LinkMessage, MacVlanMode,
-};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
@@ -22,8 +19,9 @@ use netlink_packet_route::route::{
 use netlink_packet_route::rule::{RuleAction as NlRuleAction, RuleAttribute, RuleMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
+use super::encode_link::create_link;
 use super::Op;
-use crate::net::model::{Link, LinkKind, MacvlanMode as Mode, Route, RouteType, Rule, RuleAction};
+use crate::net::model::{Route, RouteType, Rule, RuleAction};
 use crate::net::HEARTH_PROTO;
 
 fn family(v6: bool) -> AddressFamily {
@@ -178,89 +176,6 @@ pub fn encode(op: &Op) -> (RouteNetlinkMessage, u16) {
         ),
         Op::DeleteRule { rule } => (RouteNetlinkMessage::DelRule(rule_message(rule)), 0),
     }
-}
-
-fn create_link(link: &Link, master: Option<u32>, lower: Option<u32>) -> LinkMessage {
-    let mut m = LinkMessage::default();
-    // A veth cannot come up before its peer is wired (ENOTCONN): the apply brings both ends
-    // up together with the ifalias right after creation.
-    if !matches!(link.kind, LinkKind::Veth { .. }) {
-        m.header.change_mask = LinkFlags::Up;
-        if link.up {
-            m.header.flags = LinkFlags::Up;
-        }
-    }
-    m.attributes.push(LinkAttribute::IfName(link.name.clone()));
-    if let Some(mtu) = link.mtu {
-        m.attributes.push(LinkAttribute::Mtu(mtu));
-    }
-    if let Some(mac) = link.mac {
-        m.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
-    }
-    if let Some(master) = master {
-        m.attributes.push(LinkAttribute::Controller(master));
-    }
-    let (kind, data) = match &link.kind {
-        LinkKind::Bridge => (InfoKind::Bridge, None),
-        LinkKind::Veth { peer } => {
-            let mut p = LinkMessage::default();
-            p.attributes.push(LinkAttribute::IfName(peer.clone()));
-            if let Some(mtu) = link.mtu {
-                p.attributes.push(LinkAttribute::Mtu(mtu));
-            }
-            (InfoKind::Veth, Some(InfoData::Veth(InfoVeth::Peer(p))))
-        }
-        LinkKind::Vxlan {
-            vni,
-            local,
-            remote,
-            port,
-            learning,
-            ..
-        } => {
-            let mut d = vec![
-                InfoVxlan::Id(*vni),
-                InfoVxlan::Port(*port),
-                InfoVxlan::Learning(*learning),
-            ];
-            match local {
-                Some(IpAddr::V4(a)) => d.push(InfoVxlan::Local(*a)),
-                Some(IpAddr::V6(a)) => d.push(InfoVxlan::Local6(*a)),
-                None => {}
-            }
-            match remote {
-                Some(IpAddr::V4(a)) => d.push(InfoVxlan::Group(*a)),
-                Some(IpAddr::V6(a)) => d.push(InfoVxlan::Group6(*a)),
-                None => {}
-            }
-            if let Some(lower) = lower {
-                d.push(InfoVxlan::Link(lower));
-            }
-            (InfoKind::Vxlan, Some(InfoData::Vxlan(d)))
-        }
-        LinkKind::Macvlan { mode, .. } => {
-            if let Some(lower) = lower {
-                m.attributes.push(LinkAttribute::Link(lower));
-            }
-            let mode = match mode {
-                Mode::Bridge => MacVlanMode::Bridge,
-                Mode::Private => MacVlanMode::Private,
-                Mode::Vepa => MacVlanMode::Vepa,
-                Mode::Passthru => MacVlanMode::Passthrough,
-            };
-            (
-                InfoKind::MacVlan,
-                Some(InfoData::MacVlan(vec![InfoMacVlan::Mode(mode)])),
-            )
-        }
-        LinkKind::Other(k) => (InfoKind::Other(k.clone()), None),
-    };
-    let mut info = vec![LinkInfo::Kind(kind)];
-    if let Some(d) = data {
-        info.push(LinkInfo::Data(d));
-    }
-    m.attributes.push(LinkAttribute::LinkInfo(info));
-    m
 }
 
 fn address_message(index: u32, addr: IpAddr, len: u8) -> AddressMessage {

@@ -6,7 +6,9 @@
 //! carries Hearth's marker (protocol, ifalias) or targets an object that already carries it.
 
 mod decode;
+mod decode_link;
 mod encode;
+mod encode_link;
 pub mod events;
 #[cfg(test)]
 pub(crate) mod fake;

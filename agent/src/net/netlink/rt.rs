@@ -59,7 +59,7 @@ fn dump_links(s: &mut NlSocket) -> Result<(Vec<SeenLink>, Names), NetlinkError> 
             _ => None,
         })
         .collect();
-    let links = decode::links(&msgs);
+    let links = super::decode_link::links(&msgs);
     let names = links
         .iter()
         .map(|l| (l.index, l.link.name.clone()))

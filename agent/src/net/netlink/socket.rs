@@ -136,8 +136,12 @@ impl NlSocket {
             let mut count = 0usize;
             while let Some((req, flags)) = reqs.next() {
                 let seq = self.next_seq();
-                let mut msg = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::InnerMessage(req));
-                let last = count + 1 == CHUNK || out_buf.len() >= CHUNK_BYTES || reqs.peek().is_none();
+                let mut msg = NetlinkMessage::new(
+                    NetlinkHeader::default(),
+                    NetlinkPayload::InnerMessage(req),
+                );
+                let last =
+                    count + 1 == CHUNK || out_buf.len() >= CHUNK_BYTES || reqs.peek().is_none();
                 msg.header.flags = NLM_F_REQUEST | flags | if last { NLM_F_ACK } else { 0 };
                 msg.header.sequence_number = seq;
                 msg.finalize();
@@ -160,7 +164,10 @@ impl NlSocket {
                 while off + 16 <= n {
                     let (len, kind, _, mseq) = header(&self.buf[off..n]);
                     if len < 16 || off + len > n {
-                        return Err(io::Error::new(io::ErrorKind::InvalidData, "truncated netlink ack"));
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "truncated netlink ack",
+                        ));
                     }
                     let i = mseq.wrapping_sub(first) as usize;
                     if kind == NLMSG_ERROR && i < count {
@@ -263,7 +270,7 @@ mod tests {
             m.extend_from_slice(&NLMSGERR_ATTR_MSG.to_ne_bytes());
             m.extend_from_slice(t.as_bytes());
             m.push(0);
-            while m.len() % 4 != 0 {
+            while m.len() & 3 != 0 {
                 m.push(0);
             }
         }
