@@ -558,3 +558,68 @@ async fn concurrent_creates_retries_and_faults_leak_nothing() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(leftovers(&r.sim).is_empty(), "{:?}", leftovers(&r.sim));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xfs_grows_online_through_linstor() {
+    if !root_or_skip("linstor_e2e_grow")
+        || !hearth_tests::tool_or_skip("linstor_e2e_grow", "xfs_growfs")
+    {
+        return;
+    }
+    let mut r = rig(false).await;
+    let (sb, _d, c) = &mut r.a;
+    let cap = mount_cap("xfs", Mode::SingleNodeWriter);
+    let id = c
+        .controller
+        .create_volume(create_req("pvc-grow", 320 << 20, cap.clone()))
+        .await
+        .unwrap()
+        .into_inner()
+        .volume
+        .unwrap()
+        .volume_id;
+    let (staging, target) = up(c, sb, "node-a", &id, &cap, false).await;
+    let size = |p: &str| {
+        let st = nix::sys::statvfs::statvfs(p).unwrap();
+        st.blocks() * st.fragment_size()
+    };
+    let before = size(&target);
+    let range = Some(CapacityRange {
+        required_bytes: 640 << 20,
+        limit_bytes: 0,
+    });
+    let grown = c
+        .controller
+        .controller_expand_volume(ControllerExpandVolumeRequest {
+            volume_id: id.clone(),
+            capacity_range: range,
+            volume_capability: Some(cap.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(grown.node_expansion_required);
+    let node = c
+        .node
+        .node_expand_volume(NodeExpandVolumeRequest {
+            volume_id: id.clone(),
+            volume_path: target.clone(),
+            capacity_range: range,
+            staging_target_path: staging.clone(),
+            volume_capability: Some(cap.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(node.capacity_bytes, 640 << 20);
+    assert!(
+        size(&target) > before + (256 << 20),
+        "statfs {before} -> {}",
+        size(&target)
+    );
+    down(c, "node-a", &id, &staging, &target).await;
+    c.controller.delete_volume(delete(&id)).await.unwrap();
+    assert!(leftovers(&r.sim).is_empty(), "{:?}", leftovers(&r.sim));
+}
