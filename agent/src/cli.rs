@@ -42,6 +42,8 @@ pub enum Command {
     Coordinator(CoordinatorArgs),
     /// Drive a CSI socket by hand, the way kubelet and the sidecars would.
     Csi(crate::csi_cmd::CsiArgs),
+    /// Show an agent's health: checks, volumes, floating IPs and DRBD peers.
+    Status(crate::status_cmd::StatusArgs),
     /// Node networking: apply a node network file, or keep a namespace converged to it.
     Net(crate::net::cmd::NetArgs),
 }
@@ -81,7 +83,7 @@ pub struct DevArgs {
     /// The node name reported to the CO.
     #[arg(long, env = "HEARTH_NODE_NAME")]
     pub node_name: Option<String>,
-    /// Serve /healthz and /readyz on this address.
+    /// Serve /status, /metrics, /healthz and /readyz on this address.
     #[arg(long, env = "HEARTH_STATUS_ADDR")]
     pub status_addr: Option<std::net::SocketAddr>,
     /// Storage backend.
@@ -126,7 +128,7 @@ pub struct NodeArgs {
     /// Staging and target paths must lie under this directory.
     #[arg(long, env = "HEARTH_KUBELET_DIR", default_value = "/var/lib/kubelet")]
     pub kubelet_dir: PathBuf,
-    /// Serve /healthz and /readyz on this address.
+    /// Serve /status, /metrics, /healthz and /readyz on this address.
     #[arg(long, env = "HEARTH_STATUS_ADDR")]
     pub status_addr: Option<std::net::SocketAddr>,
     /// Reported as max_volumes_per_node.

@@ -5,11 +5,15 @@
 pub mod cli;
 pub mod client;
 pub mod csi_cmd;
+pub mod health;
 pub mod logging;
 pub mod net;
+pub mod ovn;
+pub mod ovsdb;
 pub mod roles;
 pub mod serve;
 pub mod status;
+pub mod status_cmd;
 
 use cli::{Cli, Command};
 
@@ -42,6 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Coordinator(args) => roles::coordinator(args).await,
             Command::Csi(args) => csi_cmd::run(args).await,
             Command::Net(args) => net::cmd::run(args).await,
+            Command::Status(args) => Ok(status_cmd::run(args).await?),
         }
     })
 }

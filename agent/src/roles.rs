@@ -30,6 +30,9 @@ use hearth_proto::csi::v1::node_server::NodeServer;
 use tonic::transport::Server;
 
 use crate::cli::{Backend, CoordinatorArgs, DevArgs, LinstorArgs, NodeArgs};
+use crate::health::csi_ops::CsiRecorder;
+use crate::health::storage::{DeviceMap, LoopDevices, NoDevices};
+use crate::health::wiring::{counted, spawn_status, StatusPlan};
 use crate::serve;
 use crate::status::LocalReadiness;
 use crate::UsageError;
@@ -121,40 +124,37 @@ fn node_service<A: Attacher>(
         .context("preparing the node state directory")
 }
 
-fn spawn_status(addr: Option<std::net::SocketAddr>, readiness: Arc<dyn Readiness>) {
-    if let Some(addr) = addr {
-        tokio::spawn(async move {
-            if let Err(e) = crate::status::serve(addr, readiness).await {
-                tracing::error!("status server stopped: {e:#}");
-            }
-        });
-    }
-}
-
 /// Serves Identity, Controller and Node on one socket (`hearth dev`).
 async fn serve_all<B: VolumeBackend, A: Attacher>(
     backend: B,
     attacher: A,
     settings: NodeSettings,
-    socket: &Path,
     listener: tokio::net::UnixListener,
-    status_addr: Option<std::net::SocketAddr>,
+    (mut status, kind, devices): (StatusPlan, &'static str, Arc<dyn DeviceMap>),
 ) -> anyhow::Result<()> {
-    let state_dir = settings.state_dir.clone();
+    let socket = status.socket.clone();
     let node = node_service(attacher, settings)?;
     let readiness: Arc<dyn Readiness> = Arc::new(LocalReadiness {
-        socket: socket.to_owned(),
-        state_dir,
+        socket: socket.clone(),
+        state_dir: status.state_dir.clone(),
     });
-    let identity = IdentityService::new(true, backend.features().expansion, Arc::clone(&readiness));
-    spawn_status(status_addr, readiness);
+    let identity = IdentityService::new(true, backend.features().expansion, readiness);
+    let backend = Arc::new(backend);
+    status.storage = Some((
+        kind,
+        Arc::clone(&backend) as Arc<dyn VolumeBackend>,
+        devices,
+    ));
+    let csi = Arc::new(CsiRecorder::default());
+    spawn_status(status, Arc::clone(&csi)).await?;
     let router = Server::builder()
-        .add_service(IdentityServer::new(identity))
-        .add_service(ControllerServer::new(ControllerService::new(Arc::new(
-            backend,
-        ))))
-        .add_service(NodeServer::new(node));
-    serve::serve(router, listener, socket).await
+        .add_service(counted(&csi, IdentityServer::new(identity)))
+        .add_service(counted(
+            &csi,
+            ControllerServer::new(ControllerService::new(backend)),
+        ))
+        .add_service(counted(&csi, NodeServer::new(node)));
+    serve::serve(router, listener, &socket).await
 }
 
 /// `hearth dev`: both roles in one process.
@@ -172,36 +172,45 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         backend = ?args.backend, "hearth dev starting");
     let mut settings = NodeSettings {
         state_dir: state_dir.clone(),
-        kubelet_dir,
+        kubelet_dir: kubelet_dir.clone(),
         node_id: node_id.clone(),
         max_volumes: args.max_volumes,
         multi_node: false,
+    };
+    let mut status = StatusPlan {
+        addr: args.status_addr,
+        node_name: node_id.clone(),
+        socket,
+        state_dir: state_dir.clone(),
+        kubelet_dir,
+        coordinator: None,
+        network: false,
+        drbd: false,
+        storage: None,
     };
     match args.backend {
         Backend::Loopfile => {
             let backend = loopfile_backend(&state_dir, &node_id).await?;
             let attacher = loop_attacher(&state_dir)?;
-            serve_all(
-                backend,
-                attacher,
-                settings,
-                &socket,
-                listener,
-                args.status_addr,
-            )
-            .await
+            let devices = LoopDevices {
+                volumes_dir: Layout::new(&state_dir).volumes_dir(),
+                sys_block: "/sys/block".into(),
+            };
+            let status = (status, "loopfile", Arc::new(devices) as Arc<dyn DeviceMap>);
+            serve_all(backend, attacher, settings, listener, status).await
         }
         Backend::Linstor => {
             let client = linstor_client(&args.linstor).await?;
             settings.multi_node = true;
+            status.drbd = true;
             let attacher = linstor_attacher(client.clone(), &node_id);
+            let status = (status, "linstor", Arc::new(NoDevices) as Arc<dyn DeviceMap>);
             serve_all(
                 LinstorBackend::new(client),
                 attacher,
                 settings,
-                &socket,
                 listener,
-                args.status_addr,
+                status,
             )
             .await
         }
@@ -231,7 +240,7 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
     let listener = serve::bind(&socket).await?;
     let settings = NodeSettings {
         state_dir: state_dir.clone(),
-        kubelet_dir,
+        kubelet_dir: kubelet_dir.clone(),
         node_id: args.node_name.clone(),
         max_volumes: args.max_volumes,
         multi_node: args.backend == Backend::Linstor,
@@ -240,22 +249,40 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
         socket: socket.clone(),
         state_dir: state_dir.clone(),
     });
-    let identity = IdentityService::new(false, true, Arc::clone(&readiness));
-    spawn_status(args.status_addr, readiness);
-    let router = Server::builder().add_service(IdentityServer::new(identity));
+    let identity = IdentityService::new(false, true, readiness);
+    let csi = Arc::new(CsiRecorder::default());
+    let mut status = StatusPlan {
+        addr: args.status_addr,
+        node_name: args.node_name.clone(),
+        socket: socket.clone(),
+        state_dir: state_dir.clone(),
+        kubelet_dir,
+        coordinator: args.coordinator.clone(),
+        network: args.network.is_some(),
+        drbd: args.backend == Backend::Linstor,
+        storage: None,
+    };
+    let router = Server::builder().add_service(counted(&csi, IdentityServer::new(identity)));
     let router = match args.backend {
-        Backend::Loopfile => router.add_service(NodeServer::new(node_service(
-            loop_attacher(&state_dir)?,
-            settings,
-        )?)),
+        Backend::Loopfile => {
+            let backend = loopfile_backend(&state_dir, &args.node_name).await?;
+            let devices = LoopDevices {
+                volumes_dir: Layout::new(&state_dir).volumes_dir(),
+                sys_block: "/sys/block".into(),
+            };
+            status.storage = Some(("loopfile", Arc::new(backend), Arc::new(devices)));
+            let node = node_service(loop_attacher(&state_dir)?, settings)?;
+            router.add_service(counted(&csi, NodeServer::new(node)))
+        }
         Backend::Linstor => {
             let client = linstor_client(&args.linstor).await?;
-            router.add_service(NodeServer::new(node_service(
-                linstor_attacher(client, &args.node_name),
-                settings,
-            )?))
+            let backend = LinstorBackend::new(client.clone());
+            status.storage = Some(("linstor", Arc::new(backend), Arc::new(NoDevices)));
+            let node = node_service(linstor_attacher(client, &args.node_name), settings)?;
+            router.add_service(counted(&csi, NodeServer::new(node)))
         }
     };
+    spawn_status(status, csi).await?;
     serve::serve(router, listener, &socket).await
 }
 

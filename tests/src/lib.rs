@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 pub mod linstor_sim;
 pub mod netns;
+pub mod ovs;
 pub mod requests;
 
 pub use hearth_agent::client::{connect, CsiClient};

@@ -108,7 +108,16 @@ pub async fn run(args: NetArgs) -> anyhow::Result<()> {
 
 async fn apply(args: ApplyArgs) -> anyhow::Result<()> {
     let start = std::time::Instant::now();
-    let file = spec::load(&args.file).map_err(|e| usage(&args.file, e))?;
+    let mut file = spec::load(&args.file).map_err(|e| usage(&args.file, e))?;
+    let ovn_lines =
+        crate::ovn::apply::for_network_file(&mut file, args.dry_run, Duration::from_secs(10))
+            .await
+            .map_err(|e| match e {
+                e @ crate::ovn::OvnError::Spec { .. } => {
+                    usage(&args.file, SpecError::Parse(e.to_string()))
+                }
+                e => e.into(),
+            })?;
     let desired = render(&file);
     tracing::debug!(took = ?start.elapsed(), "file parsed and rendered");
     let netlink = Arc::new(RtNetlink::open()?);
@@ -164,6 +173,9 @@ async fn apply(args: ApplyArgs) -> anyhow::Result<()> {
 
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    for l in &ovn_lines {
+        writeln!(out, "{l}")?;
+    }
     for a in &outcome.plan.actions {
         writeln!(out, "{a}")?;
     }

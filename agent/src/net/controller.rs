@@ -19,6 +19,7 @@ use super::netlink::{events, NetlinkError, RtNetlink};
 use super::render::render;
 use super::spec::{self, SpecError};
 use super::sysctl::{ProcSys, Sysctls};
+use crate::ovn::OvnSpec;
 
 /// Why the controller could not start.
 #[derive(Debug, thiserror::Error)]
@@ -78,18 +79,26 @@ fn sysctl_drift(desired: &Desired, sysctls: &dyn Sysctls) -> bool {
         .any(|s| sysctls.read(&s.path).ok().as_deref() != Some(s.value.as_str()))
 }
 
-fn load(path: &Path) -> Result<Desired, ControllerError> {
-    spec::load(path)
-        .map(|f| render(&f))
-        .map_err(|source| ControllerError::Load {
-            path: path.to_owned(),
-            source,
-        })
+/// The rendered file, and its `ovn:` section (whose netlink part is merged into the render).
+fn load(path: &Path) -> Result<(Desired, Option<OvnSpec>), ControllerError> {
+    let err = |source| ControllerError::Load {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = spec::load(path).map_err(err)?;
+    let ovn = match &file.ovn {
+        Some(v) => Some(OvnSpec::from_yaml(v).map_err(|e| err(SpecError::Parse(e.to_string())))?),
+        None => None,
+    };
+    if let Some(o) = &ovn {
+        crate::ovn::netfile::merge(o, &mut file);
+    }
+    Ok((render(&file), ovn))
 }
 
 /// Runs until SIGTERM/SIGINT in the current network namespace.
 pub async fn run(path: PathBuf, opts: Options) -> Result<(), ControllerError> {
-    let mut desired = load(&path)?;
+    let (mut desired, mut ovn) = load(&path)?;
     let mut stamp = mtime(&path);
     let netlink = Arc::new(RtNetlink::open()?);
     let sysctls = ProcSys::default();
@@ -107,9 +116,18 @@ pub async fn run(path: PathBuf, opts: Options) -> Result<(), ControllerError> {
     let mut backoff = Duration::ZERO;
     tracing::info!(file = %path.display(), "network reconciler started");
     loop {
-        let failed = pass(&*netlink, &sysctls, &announcer, &desired)
-            .instrument(tracing::info_span!("reconcile"))
-            .await;
+        let ovn_failed = match &ovn {
+            Some(o) => crate::ovn::apply::node_pass(o, false, Duration::ZERO)
+                .instrument(tracing::info_span!("ovn", system_id = %o.system_id))
+                .await
+                .map_err(|e| tracing::warn!("{e}"))
+                .is_err(),
+            None => false,
+        };
+        let failed = ovn_failed
+            | pass(&*netlink, &sysctls, &announcer, &desired)
+                .instrument(tracing::info_span!("reconcile"))
+                .await;
         backoff = if failed {
             (backoff * 2).clamp(Duration::from_millis(100), Duration::from_secs(30))
         } else {
@@ -132,13 +150,13 @@ pub async fn run(path: PathBuf, opts: Options) -> Result<(), ControllerError> {
                 _ = poll.tick() => {
                     if mtime(&path) != stamp {
                         stamp = mtime(&path);
-                        if reload(&path, &mut desired) { break; }
+                        if reload(&path, &mut desired, &mut ovn) { break; }
                     }
                     if sysctl_drift(&desired, &sysctls) { break; }
                 }
                 _ = hup.recv() => {
                     stamp = mtime(&path);
-                    if reload(&path, &mut desired) { break; }
+                    if reload(&path, &mut desired, &mut ovn) { break; }
                 }
                 _ = term.recv() => return Ok(()),
                 _ = int.recv() => return Ok(()),
@@ -147,11 +165,12 @@ pub async fn run(path: PathBuf, opts: Options) -> Result<(), ControllerError> {
     }
 }
 
-fn reload(path: &Path, desired: &mut Desired) -> bool {
+fn reload(path: &Path, desired: &mut Desired, ovn: &mut Option<OvnSpec>) -> bool {
     match load(path) {
-        Ok(d) => {
+        Ok((d, o)) => {
             tracing::info!(file = %path.display(), "network file reloaded");
             *desired = d;
+            *ovn = o;
             true
         }
         Err(e) => {

@@ -1,0 +1,183 @@
+//! Health: collectors behind narrow traits feed one [`Snapshot`], built on demand, cached for
+//! a short while, and bounded by a per-collector timeout so a slow backend or netlink never
+//! stalls a scrape. The snapshot feeds `/status`, `/metrics`, `/readyz` and `hearth status`.
+//! Owns only reads: it never mounts, attaches, writes netlink or runs drbdsetup commands
+//! other than the events2 follower, and it takes no CSI volume lock.
+
+pub mod checks;
+pub mod csi_ops;
+pub mod drbd;
+pub mod metrics;
+pub mod network;
+pub mod node;
+pub mod snapshot;
+pub mod storage;
+pub mod text;
+pub mod wiring;
+
+#[cfg(test)]
+mod bench_tests;
+#[cfg(test)]
+mod schema_tests;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::Mutex;
+
+pub use snapshot::Snapshot;
+use snapshot::{Coordinator, Section, SectionState};
+
+/// A failed collection step.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthError {
+    /// The backend could not list its volumes.
+    #[error("listing volumes from the backend: {0}")]
+    ListVolumes(String),
+    /// The backend could not report its capacity.
+    #[error("reading the backend's capacity: {0}")]
+    Capacity(String),
+    /// A blocking worker was lost.
+    #[error("health worker: {0}")]
+    Worker(String),
+    /// A procfs file could not be read.
+    #[error("reading /proc/{what}: {message}")]
+    ReadProc {
+        /// The file.
+        what: &'static str,
+        /// The error.
+        message: String,
+    },
+    /// The netlink dump failed.
+    #[error("dumping links, addresses and routes: {0}")]
+    DumpNetwork(String),
+}
+
+/// The collectors of one process. `None` means the feature is not configured.
+pub struct Collectors {
+    /// The node name.
+    pub node_name: String,
+    /// Pools and volumes.
+    pub storage: Option<Arc<dyn storage::StorageSource>>,
+    /// DRBD resources.
+    pub drbd: Option<Arc<dyn drbd::DrbdSource>>,
+    /// Links and floating IPs; `None` without a network file.
+    pub network: Option<Arc<dyn network::NetworkSource>>,
+    /// procfs.
+    pub node: Arc<dyn node::NodeSource>,
+    /// CSI calls.
+    pub csi: Arc<csi_ops::CsiRecorder>,
+    /// The coordinator URL when one is configured (the session is not built yet).
+    pub coordinator: Option<String>,
+    /// The CSI socket.
+    pub socket: PathBuf,
+    /// The state directory.
+    pub state_dir: PathBuf,
+}
+
+/// Builds and caches snapshots.
+pub struct Health {
+    collectors: Collectors,
+    timeout: Duration,
+    max_age: Duration,
+    cache: Mutex<Option<(Instant, Arc<Snapshot>)>>,
+}
+
+/// A timed-out or failed section.
+fn failed<T>(e: impl std::fmt::Display) -> Section<T> {
+    Section::without(SectionState::Error, e.to_string())
+}
+
+async fn bounded<T>(
+    limit: Duration,
+    what: &str,
+    fut: impl Future<Output = Result<T, HealthError>>,
+) -> Section<T> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(Ok(data)) => Section::ok(data),
+        Ok(Err(e)) => failed(e),
+        Err(_) => failed(format!("{what} did not answer within {limit:?}")),
+    }
+}
+
+impl Health {
+    /// Snapshots at most every `max_age`, each collector bounded by `timeout`.
+    pub fn new(collectors: Collectors, timeout: Duration, max_age: Duration) -> Self {
+        Self {
+            collectors,
+            timeout,
+            max_age,
+            cache: Mutex::new(None),
+        }
+    }
+
+    /// The cached snapshot, or a new one when it is older than `max_age`. Concurrent callers
+    /// share one collection.
+    pub async fn snapshot(&self) -> Arc<Snapshot> {
+        let mut cache = self.cache.lock().await;
+        if let Some((at, snap)) = cache.as_ref() {
+            if at.elapsed() < self.max_age {
+                return Arc::clone(snap);
+            }
+        }
+        let snap = Arc::new(self.collect().await);
+        *cache = Some((Instant::now(), Arc::clone(&snap)));
+        snap
+    }
+
+    /// Builds a fresh snapshot.
+    pub async fn collect(&self) -> Snapshot {
+        let c = &self.collectors;
+        let start = Instant::now();
+        let storage = match &c.storage {
+            Some(s) => bounded(self.timeout, "the storage backend", s.storage()).await,
+            None => Section::without(SectionState::NotConfigured, "no storage backend"),
+        };
+        let network = match &c.network {
+            Some(n) => bounded(self.timeout, "netlink", n.network()).await,
+            None => Section::without(SectionState::NotConfigured, "no --network file"),
+        };
+        let drbd = match &c.drbd {
+            Some(d) => d.drbd(),
+            None => Section::without(SectionState::NotConfigured, "no DRBD backend"),
+        };
+        let node = match c.node.node() {
+            Ok(n) => Section::ok(n),
+            Err(e) => failed(e),
+        };
+        let coordinator = match &c.coordinator {
+            Some(url) => Section {
+                state: SectionState::NotConfigured,
+                reason: Some("the coordinator session is not built yet".into()),
+                data: Some(Coordinator {
+                    url: url.clone(),
+                    session: "not_configured".into(),
+                }),
+            },
+            None => Section::without(SectionState::NotConfigured, "no --coordinator"),
+        };
+        let mut snap = Snapshot {
+            schema_version: snapshot::SCHEMA_VERSION,
+            node_name: c.node_name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            collected_at_unix: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or_default(),
+            collect_millis: 0.0,
+            storage,
+            drbd,
+            network,
+            ovn: None,
+            coordinator,
+            node,
+            csi: c.csi.stats(),
+            checks: Vec::new(),
+        };
+        snap.checks = checks::evaluate(&snap, &c.socket, &c.state_dir);
+        snap.collect_millis = start.elapsed().as_secs_f64() * 1000.0;
+        snap
+    }
+}

@@ -1,0 +1,152 @@
+//! The human view of a snapshot: the `/status?format=text` summary and the `hearth status`
+//! table (volumes, floating IPs, DRBD peers, checks with ✓/✗ and reasons). Pure formatting.
+
+use std::fmt::Write;
+
+use super::snapshot::{Section, SectionState, Snapshot};
+
+fn section_line<T>(out: &mut String, name: &str, s: &Section<T>) {
+    let state = match s.state {
+        SectionState::Ok => "ok",
+        SectionState::Error => "error",
+        SectionState::NotConfigured => "not configured",
+        SectionState::Unavailable => "unavailable",
+    };
+    let _ = match &s.reason {
+        Some(r) => writeln!(out, "  {name:<12} {state}: {r}"),
+        None => writeln!(out, "  {name:<12} {state}"),
+    };
+}
+
+/// Renders `snap`; `wide` adds paths, conditions and per-link detail.
+pub fn render(snap: &Snapshot, wide: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "node {}  hearth {}  (collected in {:.1} ms)",
+        snap.node_name, snap.version, snap.collect_millis
+    );
+    out.push_str("\nCHECKS\n");
+    for c in &snap.checks {
+        let mark = if c.ok { "✓" } else { "✗" };
+        let req = if c.required { "" } else { " (advisory)" };
+        let _ = writeln!(out, "  {mark} {:<11} {}{req}", c.name, c.reason);
+        if let Some(h) = c.hint.as_ref().filter(|_| !c.ok) {
+            let _ = writeln!(out, "      → {h}");
+        }
+    }
+    out.push_str("\nSECTIONS\n");
+    section_line(&mut out, "storage", &snap.storage);
+    section_line(&mut out, "drbd", &snap.drbd);
+    section_line(&mut out, "network", &snap.network);
+    section_line(&mut out, "coordinator", &snap.coordinator);
+    section_line(&mut out, "node", &snap.node);
+    if let Some(st) = &snap.storage.data {
+        let _ = writeln!(
+            out,
+            "\nVOLUMES ({}, backend {})",
+            st.volumes.len(),
+            st.backend
+        );
+        for p in &st.pools {
+            let free = p
+                .free_bytes
+                .map_or("?".into(), |b| format!("{} MiB", b >> 20));
+            let _ = writeln!(out, "  pool {}: free {free}", p.name);
+        }
+        for v in &st.volumes {
+            let mark = if v.healthy { "✓" } else { "✗" };
+            let dev = v.device.as_deref().unwrap_or("-");
+            let used = match (v.fs_used_bytes, v.fs_total_bytes) {
+                (Some(u), Some(t)) if t > 0 => format!("{}%", u * 100 / t),
+                _ => "-".into(),
+            };
+            let _ = write!(
+                out,
+                "  {mark} {:<40} {:>8} MiB  {dev:<12} used {used:<4} staged {} published {}",
+                v.id,
+                v.size_bytes >> 20,
+                v.staged_paths.len(),
+                v.published_paths.len()
+            );
+            if wide {
+                let _ = write!(
+                    out,
+                    "  [{}] staged={:?} published={:?}",
+                    v.condition, v.staged_paths, v.published_paths
+                );
+            }
+            out.push('\n');
+        }
+    }
+    if let Some(n) = &snap.network.data {
+        let _ = writeln!(out, "\nFLOATING IPS ({})", n.floating_ips.len());
+        for f in &n.floating_ips {
+            let epoch = f.epoch.map_or("-".into(), |e| e.to_string());
+            let _ = writeln!(out, "  {:<40} dev {:<12} epoch {epoch}", f.address, f.dev);
+        }
+        if wide {
+            out.push_str("\nLINKS\n");
+            for l in &n.links {
+                let state = if l.up { "up" } else { "down" };
+                let owned = if l.owned { " (hearth)" } else { "" };
+                let mtu = l.mtu.map_or("-".into(), |m| m.to_string());
+                let _ = writeln!(out, "  {:<16} {state:<5} mtu {mtu}{owned}", l.name);
+            }
+        }
+    }
+    if let Some(d) = &snap.drbd.data {
+        let _ = writeln!(out, "\nDRBD ({} resources)", d.resources.len());
+        for r in &d.resources {
+            let _ = writeln!(
+                out,
+                "  {} {} disk {}",
+                r.name,
+                r.role,
+                r.disk_states.join(",")
+            );
+            for p in &r.peers {
+                let _ = writeln!(
+                    out,
+                    "    peer {:<16} {:<12} {} peer-disk {} out-of-sync {} KiB",
+                    p.name,
+                    p.connection,
+                    p.replication.join(","),
+                    p.peer_disk_states.join(","),
+                    p.out_of_sync_kib
+                );
+            }
+        }
+    }
+    if !snap.csi.operations.is_empty() {
+        out.push_str("\nCSI CALLS\n");
+        for (m, op) in &snap.csi.operations {
+            let errors: u64 = op.errors.values().sum();
+            let _ = writeln!(out, "  {m:<50} {:>6} calls {errors:>4} errors", op.count);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::snapshot::Check;
+
+    #[test]
+    fn failing_checks_show_reason_and_hint() {
+        let snap = Snapshot {
+            checks: vec![Check {
+                name: "backend".into(),
+                ok: false,
+                required: true,
+                reason: "unreachable".into(),
+                hint: Some("check LINSTOR".into()),
+            }],
+            ..Snapshot::default()
+        };
+        let text = render(&snap, false);
+        assert!(text.contains("✗ backend"));
+        assert!(text.contains("→ check LINSTOR"));
+    }
+}

@@ -1,0 +1,98 @@
+//! Wiring of the health pieces for a role: builds the collectors from what the role serves,
+//! starts the status server, and wraps CSI services with the statistics layer. Owns no
+//! collection logic; roles.rs calls it and stays free of health details.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use hearth_csi::backend::VolumeBackend;
+
+use super::csi_ops::{CsiRecorder, CsiStatsLayer, CsiStatsService};
+use super::drbd::{DrbdSource, Events2Drbd};
+use super::network::{NetlinkNetwork, NetworkSource};
+use super::node::ProcNode;
+use super::storage::{BackendStorage, DeviceMap, StorageSource};
+use super::{Collectors, Health};
+use crate::status::StatusSources;
+
+/// The longest one health collector may take.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Scrapes within this interval share one snapshot.
+const HEALTH_MAX_AGE: Duration = Duration::from_secs(1);
+/// What the status endpoint reports on, besides the CSI counters.
+pub struct StatusPlan {
+    /// `--status-addr`; nothing is served without it.
+    pub addr: Option<std::net::SocketAddr>,
+    /// The node name.
+    pub node_name: String,
+    /// The CSI socket.
+    pub socket: PathBuf,
+    /// The state directory.
+    pub state_dir: PathBuf,
+    /// The kubelet directory (published vs staged mounts).
+    pub kubelet_dir: PathBuf,
+    /// `--coordinator`, when set.
+    pub coordinator: Option<String>,
+    /// True with `--network`: dump links and floating IPs.
+    pub network: bool,
+    /// True with the LINSTOR backend: follow `drbdsetup events2`.
+    pub drbd: bool,
+    /// The storage backend, set by the role once it is built.
+    pub storage: Option<StorageParts>,
+}
+
+/// The backend's name, the backend and its local device map.
+pub type StorageParts = (&'static str, Arc<dyn VolumeBackend>, Arc<dyn DeviceMap>);
+
+/// Starts the status server when `--status-addr` is set (binding fails fast).
+pub async fn spawn_status(plan: StatusPlan, csi: Arc<CsiRecorder>) -> anyhow::Result<()> {
+    let Some(addr) = plan.addr else {
+        return Ok(());
+    };
+    let storage = plan.storage.map(|(name, backend, devices)| {
+        Arc::new(BackendStorage {
+            name: name.into(),
+            backend,
+            devices,
+            kubelet_dir: plan.kubelet_dir.clone(),
+        }) as Arc<dyn StorageSource>
+    });
+    let network = if plan.network {
+        let netlink = crate::net::netlink::RtNetlink::open().context("opening netlink")?;
+        Some(Arc::new(NetlinkNetwork {
+            netlink: Arc::new(netlink),
+        }) as Arc<dyn NetworkSource>)
+    } else {
+        None
+    };
+    let drbd = plan
+        .drbd
+        .then(|| Arc::new(Events2Drbd::start()) as Arc<dyn DrbdSource>);
+    let collectors = Collectors {
+        node_name: plan.node_name,
+        storage,
+        drbd,
+        network,
+        node: Arc::new(ProcNode),
+        csi: Arc::clone(&csi),
+        coordinator: plan.coordinator,
+        socket: plan.socket,
+        state_dir: plan.state_dir,
+    };
+    let health = Health::new(collectors, HEALTH_TIMEOUT, HEALTH_MAX_AGE);
+    crate::status::spawn(
+        addr,
+        StatusSources {
+            health: Arc::new(health),
+            csi,
+        },
+    )
+    .await
+}
+
+/// Wraps a CSI service so its calls are counted.
+pub fn counted<S>(csi: &Arc<CsiRecorder>, service: S) -> CsiStatsService<S> {
+    tower::Layer::layer(&CsiStatsLayer::new(Arc::clone(csi)), service)
+}

@@ -1,0 +1,139 @@
+//! `hearth status`: fetches `/status` from an agent's status endpoint and prints it as a table
+//! (`table`, `wide`) or as the JSON itself (`json`). Exits 1 when a required check fails, so
+//! scripts can test readiness too. Owns one plain HTTP/1.0 GET; touches nothing else.
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::health::snapshot::Snapshot;
+use crate::health::text;
+
+/// The longest the whole fetch may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest answer read.
+const MAX_ANSWER: u64 = 64 * 1024 * 1024;
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Output {
+    /// Checks, volumes, floating IPs and DRBD peers.
+    Table,
+    /// The `/status` JSON (docs/status.md).
+    Json,
+    /// The table with paths, conditions and links.
+    Wide,
+}
+
+/// Flags of `hearth status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The agent's `--status-addr`.
+    #[arg(long, env = "HEARTH_ADDR", default_value = "127.0.0.1:9810")]
+    pub addr: String,
+    /// Output format.
+    #[arg(
+        long,
+        short,
+        env = "HEARTH_OUTPUT",
+        value_enum,
+        default_value = "table"
+    )]
+    pub output: Output,
+}
+
+/// A failed step of `hearth status`.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusCmdError {
+    /// Connecting, sending or reading failed.
+    #[error(
+        "fetching http://{addr}/status: {source} (is the agent running with --status-addr {addr}?)"
+    )]
+    Fetch {
+        /// The address.
+        addr: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// No answer within the timeout.
+    #[error("http://{0}/status did not answer within {FETCH_TIMEOUT:?}")]
+    Timeout(String),
+    /// The answer was not HTTP 200 with a snapshot.
+    #[error("http://{addr}/status answered something else: {what}")]
+    Answer {
+        /// The address.
+        addr: String,
+        /// What was wrong.
+        what: String,
+    },
+    /// Required checks fail (already printed).
+    #[error("not ready: {0}")]
+    NotReady(String),
+}
+
+async fn fetch(addr: &str) -> Result<Vec<u8>, std::io::Error> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let req = format!("GET /status HTTP/1.0\r\nHost: {addr}\r\nAccept: application/json\r\n\r\n");
+    stream.write_all(req.as_bytes()).await?;
+    let mut buf = Vec::new();
+    stream.take(MAX_ANSWER).read_to_end(&mut buf).await?;
+    Ok(buf)
+}
+
+/// Splits an HTTP/1.x answer into status code and body.
+pub fn parse_answer(raw: &[u8]) -> Option<(u16, &[u8])> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..end]).ok()?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, &raw[end + 4..]))
+}
+
+/// Runs `hearth status`.
+pub async fn run(args: StatusArgs) -> Result<(), StatusCmdError> {
+    let addr = args.addr.clone();
+    let raw = tokio::time::timeout(FETCH_TIMEOUT, fetch(&addr))
+        .await
+        .map_err(|_| StatusCmdError::Timeout(addr.clone()))?
+        .map_err(|source| StatusCmdError::Fetch {
+            addr: addr.clone(),
+            source,
+        })?;
+    let answer = |what: String| StatusCmdError::Answer {
+        addr: addr.clone(),
+        what,
+    };
+    let (code, body) = parse_answer(&raw).ok_or_else(|| answer("not HTTP".into()))?;
+    if code != 200 {
+        return Err(answer(format!("HTTP {code}")));
+    }
+    let snap: Snapshot =
+        serde_json::from_slice(body).map_err(|e| answer(format!("not a snapshot: {e}")))?;
+    match args.output {
+        Output::Json => println!("{}", String::from_utf8_lossy(body).trim_end()),
+        Output::Table => print!("{}", text::render(&snap, false)),
+        Output::Wide => print!("{}", text::render(&snap, true)),
+    }
+    let failing: Vec<&str> = crate::health::checks::not_ready(&snap)
+        .into_iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    if failing.is_empty() {
+        Ok(())
+    } else {
+        Err(StatusCmdError::NotReady(failing.join(", ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_an_http_answer() {
+        let raw = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{}";
+        assert_eq!(parse_answer(raw), Some((200, &b"{}"[..])));
+        assert_eq!(parse_answer(b"garbage"), None);
+    }
+}

@@ -1,0 +1,330 @@
+//! The status endpoint of a real `hearth dev`: `/metrics` under Debian's promtool, `/status`
+//! and `hearth status`, readiness when the LINSTOR backend (the simulator in `tests/`, a
+//! stand-in, not LINSTOR) goes away, slow and huge clients, and a real VictoriaMetrics that
+//! scrapes the agent.
+#![allow(clippy::tests_outside_test_module)] // an integration-test file is a test-only crate
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hearth_proto::csi::v1::{GetPluginInfoRequest, NodeStageVolumeRequest};
+use hearth_tests::linstor_sim::{SimConfig, Simulator};
+use hearth_tests::requests::*;
+use hearth_tests::{connect, hearth_bin, root_or_skip, tool_or_skip, Daemon, Mode, Sandbox};
+
+fn free_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+/// A GET over HTTP/1.0: (status code, body).
+fn get(addr: SocketAddr, path: &str, accept: &str) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: x\r\nAccept: {accept}\r\n\r\n"
+    )
+    .expect("send");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("http answer");
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("code");
+    (code, body.to_owned())
+}
+
+fn start(sb: &Sandbox, extra: &[&str]) -> (Daemon, SocketAddr) {
+    let addr = free_addr();
+    let a = addr.to_string();
+    let mut args = vec!["--status-addr", a.as_str()];
+    args.extend_from_slice(extra);
+    let daemon = Daemon::start(sb, &args);
+    // The CSI socket is bound first; wait for the status listener too.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(addr).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "status endpoint {addr} not served"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (daemon, addr)
+}
+
+fn hearth_status(addr: SocketAddr, output: &str) -> (i32, String) {
+    let out = Command::new(hearth_bin())
+        .args(["status", "--addr", &addr.to_string(), "--output", output])
+        .output()
+        .expect("hearth status");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Creates and stages one volume, and makes one failing call, so every family has samples.
+async fn some_traffic(sb: &Sandbox, daemon: &Daemon) {
+    let mut c = connect(daemon.socket()).await.expect("connect");
+    let cap = mount_cap("ext4", Mode::SingleNodeWriter);
+    let vol = c
+        .controller
+        .create_volume(create("pvc-h", 16 << 20, cap.clone()))
+        .await;
+    let id = vol
+        .expect("create")
+        .into_inner()
+        .volume
+        .expect("volume")
+        .volume_id;
+    let stage = NodeStageVolumeRequest {
+        volume_id: id,
+        staging_target_path: sb.staging("pvc-h"),
+        volume_capability: Some(cap),
+        ..Default::default()
+    };
+    c.node
+        .node_stage_volume(stage.clone())
+        .await
+        .expect("stage");
+    let missing = NodeStageVolumeRequest {
+        volume_id: "vol-missing".into(),
+        ..stage
+    };
+    assert!(c.node.node_stage_volume(missing).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_pass_promtool_and_status_lists_the_volume() {
+    if !root_or_skip("metrics_pass_promtool") || !tool_or_skip("metrics_pass_promtool", "promtool")
+    {
+        return;
+    }
+    let sb = Sandbox::new();
+    let (daemon, addr) = start(&sb, &[]);
+    some_traffic(&sb, &daemon).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past the snapshot cache
+    let (code, metrics) = get(addr, "/metrics", "*/*");
+    assert_eq!(code, 200);
+    for name in [
+        "hearth_info",
+        "hearth_volume_size_bytes",
+        "hearth_csi_operations_total",
+        "hearth_csi_operation_duration_seconds_bucket",
+        "hearth_node_memory_total_bytes",
+    ] {
+        assert!(metrics.contains(name), "{name} missing:\n{metrics}");
+    }
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(metrics.as_bytes())
+        .expect("feed");
+    let out = child.wait_with_output().expect("promtool ran");
+    let report =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    // promtool 2.42 lints with the Prometheus text parser, which looks for HELP under the
+    // sample name `x_total`; OpenMetrics puts it on the family `x` (prometheus/client_rust#194).
+    let real: Vec<&str> = report
+        .lines()
+        .filter(|l| {
+            let family = l.strip_suffix("_total no help text");
+            !family.is_some_and(|f| metrics.contains(&format!("# HELP {f} ")))
+        })
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert!(real.is_empty(), "promtool: {real:?}\n{metrics}");
+    assert!(out.status.success() || report.lines().all(|l| l.ends_with("no help text")));
+
+    let (code, json) = get(addr, "/status", "application/json");
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let vols = v["storage"]["data"]["volumes"].as_array().expect("volumes");
+    assert_eq!(vols.len(), 1);
+    assert!(vols[0]["device"]
+        .as_str()
+        .is_some_and(|d| d.starts_with("/dev/loop")));
+    assert_eq!(
+        vols[0]["staged_paths"][0].as_str(),
+        Some(sb.staging("pvc-h").as_str())
+    );
+    let errors = &v["csi"]["operations"]["/csi.v1.Node/NodeStageVolume"]["errors"];
+    assert_eq!(errors["NotFound"], 1);
+    let (code, text) = get(addr, "/status?format=text", "*/*");
+    assert_eq!(code, 200);
+    assert!(text.contains("✓ backend"), "{text}");
+    let (rc, table) = hearth_status(addr, "wide");
+    assert_eq!(rc, 0, "{table}");
+    assert!(
+        table.contains("/dev/loop") && table.contains("✓ csi_socket"),
+        "{table}"
+    );
+    let (rc, json) = hearth_status(addr, "json");
+    assert_eq!(rc, 0);
+    assert!(serde_json::from_str::<serde_json::Value>(&json).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_backend_fails_readiness_with_a_reason() {
+    if !root_or_skip("unreachable_backend") {
+        return;
+    }
+    let sim = Simulator::start(SimConfig::default()).expect("simulator");
+    let url = sim.url();
+    let sb = Sandbox::new();
+    let (_daemon, addr) = start(&sb, &["--backend", "linstor", "--linstor-url", &url]);
+    let (code, body) = get(addr, "/readyz", "*/*");
+    assert_eq!(code, 200, "{body}");
+    sim.stop();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (code, body) = get(addr, "/readyz", "*/*");
+    let log = std::fs::read_to_string(sb.path().join("hearth.log")).unwrap_or_default();
+    assert_eq!(
+        code,
+        503,
+        "{body}\n{}\n{log}",
+        get(addr, "/status?format=text", "*/*").1
+    );
+    assert!(body.contains("✗ backend") && body.contains("→"), "{body}");
+    let (rc, table) = hearth_status(addr, "table");
+    assert_eq!(rc, 1, "{table}");
+    assert!(table.contains("✗ backend"), "{table}");
+    let (code, _) = get(addr, "/healthz", "*/*");
+    assert_eq!(code, 200, "liveness stays up while the backend is away");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_and_huge_clients_do_not_block_the_agent() {
+    if !root_or_skip("slow_and_huge_clients") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let (daemon, addr) = start(&sb, &[]);
+    // Clients that send half a request head and stall.
+    let slow: Vec<TcpStream> = (0..20)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).expect("connect");
+            s.write_all(b"GET /status HTTP/1.1\r\nHost:")
+                .expect("partial");
+            s
+        })
+        .collect();
+    let t = Instant::now();
+    assert_eq!(get(addr, "/healthz", "*/*").0, 200);
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "healthz took {:?}",
+        t.elapsed()
+    );
+    // A 1 MiB request head is refused, not buffered.
+    let mut huge = TcpStream::connect(addr).expect("connect");
+    huge.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let _ = huge.write_all(b"GET /status HTTP/1.1\r\nX-Big: ");
+    let _ = huge.write_all(&vec![b'a'; 1 << 20]);
+    let mut answer = Vec::new();
+    let _ = huge.read_to_end(&mut answer);
+    let head = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || head.starts_with("HTTP/1.1 431"),
+        "{head}"
+    );
+    // A flood beyond the connection limit: CSI keeps answering.
+    let flood: Vec<TcpStream> = (0..200)
+        .filter_map(|_| TcpStream::connect(addr).ok())
+        .collect();
+    let mut c = connect(daemon.socket()).await.expect("csi connect");
+    let t = Instant::now();
+    c.identity
+        .get_plugin_info(GetPluginInfoRequest {})
+        .await
+        .expect("plugin info");
+    assert!(t.elapsed() < Duration::from_secs(1));
+    drop((slow, flood));
+    // Stalled heads time out (5 s); the endpoint serves again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ok = std::panic::catch_unwind(|| get(addr, "/healthz", "*/*").0 == 200);
+        if ok.unwrap_or(false) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "status endpoint did not recover");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Kills the child it holds on drop (a process this test started).
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn victoria_metrics_scrapes_hearth_series() {
+    if !root_or_skip("victoria_metrics") || !tool_or_skip("victoria_metrics", "victoria-metrics") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let (_daemon, addr) = start(&sb, &[]);
+    let vm_addr = free_addr();
+    let config = sb.path().join("scrape.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "scrape_configs:\n  - job_name: hearth\n    scrape_interval: 1s\n    \
+             static_configs:\n      - targets: ['{addr}']\n"
+        ),
+    )
+    .expect("config");
+    let _vm = Killed(
+        Command::new("victoria-metrics")
+            .arg(format!(
+                "-storageDataPath={}",
+                sb.path().join("vm").display()
+            ))
+            .arg(format!("-httpListenAddr={vm_addr}"))
+            .arg(format!("-promscrape.config={}", config.display()))
+            .arg("-search.latencyOffset=0s")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(sb.path().join("vm.log")).expect("log"))
+            .spawn()
+            .expect("victoria-metrics"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let answer = TcpStream::connect(vm_addr)
+            .ok()
+            .map(|_| get(vm_addr, "/api/v1/query?query=hearth_info", "*/*"));
+        if let Some((200, body)) = &answer {
+            let v: serde_json::Value = serde_json::from_str(body).expect("vm json");
+            if let Some(r) = v["data"]["result"].as_array().filter(|r| !r.is_empty()) {
+                assert_eq!(r[0]["metric"]["node"], "test-node");
+                break;
+            }
+        }
+        let log = std::fs::read_to_string(sb.path().join("vm.log")).unwrap_or_default();
+        assert!(
+            Instant::now() < deadline,
+            "no hearth_ series in VictoriaMetrics: {answer:?}\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
