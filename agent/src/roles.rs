@@ -185,6 +185,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         kubelet_dir,
         coordinator: None,
         network: false,
+        ovn: None,
         drbd: false,
         storage: None,
     };
@@ -225,10 +226,15 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
     if let Some(url) = &args.coordinator {
         tracing::warn!(%url, "the coordinator session is not built yet; serving CSI Node only");
     }
+    let mut ovn = None;
     if let Some(file) = args.network.clone() {
         // Fail fast on a file that does not parse, then keep it converged in the background.
-        crate::net::spec::load(&file)
-            .map_err(|e| UsageError(format!("--network {}: {e}", file.display())))?;
+        let bad =
+            |e: &dyn std::fmt::Display| UsageError(format!("--network {}: {e}", file.display()));
+        let parsed = crate::net::spec::load(&file).map_err(|e| bad(&e))?;
+        if let Some(section) = &parsed.ovn {
+            ovn = Some(crate::ovn::OvnSpec::from_yaml(section).map_err(|e| bad(&e))?);
+        }
         tokio::spawn(async move {
             if let Err(e) =
                 crate::net::controller::run(file, crate::net::controller::Options::default()).await
@@ -259,6 +265,7 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
         kubelet_dir,
         coordinator: args.coordinator.clone(),
         network: args.network.is_some(),
+        ovn,
         drbd: args.backend == Backend::Linstor,
         storage: None,
     };

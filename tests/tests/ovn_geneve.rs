@@ -190,6 +190,10 @@ fn two_chassis_ping_over_geneve() {
     assert!(health.chassis_registered && health.controller_connected && health.caught_up);
     assert!(health.encap_ip_matches && health.join_up && health.gateway_reachable);
     assert_eq!(health.cilium_mismatches, vec![]);
+    // The same checks reach `/status` of a running node agent in that namespace.
+    let status = node_status(&a, &lab.dir().join("node-a.yaml"), lab.dir());
+    assert_eq!(status["ovn"]["state"], "ok", "{}", status["ovn"]);
+    assert_eq!(status["ovn"]["data"]["chassisRegistered"], true);
     // The check reports a broken prerequisite. (An MTU change is not one to test with:
     // ovs-vswitchd puts mtu_request back on its own.)
     let st = Command::new("ip")
@@ -210,6 +214,61 @@ fn two_chassis_ping_over_geneve() {
         (m[0].what.as_str(), m[0].want.as_str(), m[0].found.as_str()),
         ("net.ipv4.conf.ovn0.rp_filter", "0", "1")
     );
+}
+
+/// Runs `hearth node --network FILE --status-addr` inside `ns` and returns its `/status` JSON.
+fn node_status(ns: &str, file: &std::path::Path, dir: &std::path::Path) -> serde_json::Value {
+    let addr = "127.0.0.1:19810";
+    let run = |args: &[&str]| {
+        Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(hearth_tests::hearth_bin())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    Command::new("ip")
+        .args(["-n", ns, "link", "set", "lo", "up"])
+        .status()
+        .unwrap();
+    let sock = format!("unix://{}", dir.join("node-a-csi.sock").display());
+    let (state, kubelet) = (dir.join("node-a-state"), dir.join("node-a-kubelet"));
+    let mut agent = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .arg(hearth_tests::hearth_bin())
+        .args(["node", "--node-name", "node-a", "--csi-endpoint", &sock])
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--kubelet-dir")
+        .arg(&kubelet)
+        .arg("--network")
+        .arg(file)
+        .args(["--status-addr", addr])
+        .stderr(std::fs::File::create(dir.join("node-a-agent.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut last = String::new();
+    let mut found = serde_json::Value::Null;
+    for _ in 0..100 {
+        let out = run(&["status", "--addr", addr, "--output", "json"]);
+        last = String::from_utf8_lossy(&out.stdout).into_owned();
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&last) {
+            if v["ovn"]["state"] == "ok" {
+                found = v;
+                break;
+            }
+            found = v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert!(
+        !found.is_null(),
+        "no /status answer: {last}\n{}",
+        std::fs::read_to_string(dir.join("node-a-agent.log")).unwrap_or_default()
+    );
+    found
 }
 
 /// The join view of a namespace, through `ip -n`.

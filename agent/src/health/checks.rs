@@ -125,6 +125,20 @@ pub fn evaluate(snap: &Snapshot, socket: &Path, state_dir: &Path) -> Vec<Check> 
             },
         ));
     }
+    if let Some(ovn) = &snap.ovn {
+        out.push(check(
+            "ovn",
+            true,
+            match ovn.state {
+                SectionState::Ok => Ok("chassis registered, ovn-controller caught up, ovn0 up".into()),
+                _ => Err((
+                    format!("OVN chassis not healthy: {}", ovn.reason.as_deref().unwrap_or("?")),
+                    "check ovn-controller's log, `ovn-sbctl list Chassis` and the ovn: section of the network file"
+                        .into(),
+                )),
+            },
+        ));
+    }
     out
 }
 

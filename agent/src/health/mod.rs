@@ -10,6 +10,7 @@ pub mod drbd;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod ovn;
 pub mod snapshot;
 pub mod storage;
 pub mod text;
@@ -65,6 +66,8 @@ pub struct Collectors {
     pub drbd: Option<Arc<dyn drbd::DrbdSource>>,
     /// Links and floating IPs; `None` without a network file.
     pub network: Option<Arc<dyn network::NetworkSource>>,
+    /// The OVN chassis; `None` without an `ovn:` section in the network file.
+    pub ovn: Option<Arc<dyn ovn::OvnSource>>,
     /// procfs.
     pub node: Arc<dyn node::NodeSource>,
     /// CSI calls.
@@ -139,6 +142,16 @@ impl Health {
             Some(n) => bounded(self.timeout, "netlink", n.network()).await,
             None => Section::without(SectionState::NotConfigured, "no --network file"),
         };
+        let ovn = match &c.ovn {
+            Some(o) => Some(
+                tokio::time::timeout(self.timeout, o.ovn())
+                    .await
+                    .unwrap_or_else(|_| {
+                        failed(format!("OVSDB did not answer within {:?}", self.timeout))
+                    }),
+            ),
+            None => None,
+        };
         let drbd = match &c.drbd {
             Some(d) => d.drbd(),
             None => Section::without(SectionState::NotConfigured, "no DRBD backend"),
@@ -170,7 +183,7 @@ impl Health {
             storage,
             drbd,
             network,
-            ovn: None,
+            ovn,
             coordinator,
             node,
             csi: c.csi.stats(),

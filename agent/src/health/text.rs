@@ -39,6 +39,9 @@ pub fn render(snap: &Snapshot, wide: bool) -> String {
     section_line(&mut out, "storage", &snap.storage);
     section_line(&mut out, "drbd", &snap.drbd);
     section_line(&mut out, "network", &snap.network);
+    if let Some(ovn) = &snap.ovn {
+        section_line(&mut out, "ovn", ovn);
+    }
     section_line(&mut out, "coordinator", &snap.coordinator);
     section_line(&mut out, "node", &snap.node);
     if let Some(st) = &snap.storage.data {

@@ -37,6 +37,8 @@ pub struct StatusPlan {
     pub coordinator: Option<String>,
     /// True with `--network`: dump links and floating IPs.
     pub network: bool,
+    /// The `ovn:` section of the network file, when there is one.
+    pub ovn: Option<crate::ovn::OvnSpec>,
     /// True with the LINSTOR backend: follow `drbdsetup events2`.
     pub drbd: bool,
     /// The storage backend, set by the role once it is built.
@@ -75,6 +77,9 @@ pub async fn spawn_status(plan: StatusPlan, csi: Arc<CsiRecorder>) -> anyhow::Re
         storage,
         drbd,
         network,
+        ovn: plan
+            .ovn
+            .map(|spec| Arc::new(super::ovn::OvsdbOvn { spec }) as Arc<dyn super::ovn::OvnSource>),
         node: Arc::new(ProcNode),
         csi: Arc::clone(&csi),
         coordinator: plan.coordinator,

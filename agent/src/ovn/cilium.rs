@@ -47,7 +47,7 @@ pub fn rp_filter_interfaces(s: &OvnSpec) -> Vec<String> {
 }
 
 /// What [`check`] reads from the node.
-pub trait HostView {
+pub trait HostView: Send + Sync {
     /// A sysctl by its dotted name; `None` when it does not exist.
     fn sysctl(&self, name: &str) -> Option<String>;
     /// A link's MTU; `None` when there is no such link.

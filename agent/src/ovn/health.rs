@@ -54,7 +54,7 @@ fn rows(v: Option<&Value>) -> Vec<Value> {
 }
 
 /// What the node reports about the join interface.
-pub trait JoinView {
+pub trait JoinView: Send + Sync {
     /// Whether the link is up (operstate up or unknown with carrier, as internal ports show).
     fn link_up(&self, dev: &str) -> bool;
     /// Whether the neighbour table has a complete entry for `ip` on `dev`.
