@@ -282,9 +282,9 @@ impl<B: VolumeBackend> ControllerService<B> {
         };
         let available = available / SIZE_UNIT * SIZE_UNIT;
         Ok(GetCapacityResponse {
-            available_capacity: to_i64(available),
-            maximum_volume_size: Some(to_i64(available.min(MAX_SIZE))),
-            minimum_volume_size: Some(to_i64(SIZE_UNIT)),
+            available_capacity: crate::validate::to_i64(available),
+            maximum_volume_size: Some(crate::validate::to_i64(available.min(MAX_SIZE))),
+            minimum_volume_size: Some(crate::validate::to_i64(SIZE_UNIT)),
         })
     }
 
@@ -396,7 +396,7 @@ impl<B: VolumeBackend> ControllerService<B> {
         let capacity = self.backend.expand_volume(id, size).await?;
         tracing::info!(volume = %id, bytes = capacity, "volume grown");
         Ok(ControllerExpandVolumeResponse {
-            capacity_bytes: to_i64(capacity),
+            capacity_bytes: crate::validate::to_i64(capacity),
             node_expansion_required: true,
         })
     }
@@ -454,13 +454,9 @@ fn paginate<T>(
     Ok((rest, next))
 }
 
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
 fn to_csi_volume(v: Volume) -> csi::Volume {
     csi::Volume {
-        capacity_bytes: to_i64(v.capacity_bytes),
+        capacity_bytes: crate::validate::to_i64(v.capacity_bytes),
         volume_id: v.id,
         volume_context: HashMap::new(),
         content_source: v.source.map(|s| VolumeContentSource {
@@ -485,7 +481,7 @@ fn to_csi_volume(v: Volume) -> csi::Volume {
 
 fn to_csi_snapshot(s: Snapshot) -> csi::Snapshot {
     csi::Snapshot {
-        size_bytes: to_i64(s.size_bytes),
+        size_bytes: crate::validate::to_i64(s.size_bytes),
         snapshot_id: s.id,
         source_volume_id: s.source_volume_id,
         creation_time: Some(prost_types::Timestamp::from(s.created)),

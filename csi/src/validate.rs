@@ -22,6 +22,11 @@ pub const DEFAULT_SIZE: u64 = 1 << 30;
 /// The largest volume Hearth supports (ext4 with 4 KiB blocks tops out at 16 TiB per file).
 pub const MAX_SIZE: u64 = 8 << 40;
 
+/// A size for a CSI or SQLite `int64` field, saturating (sizes never reach `i64::MAX`).
+pub fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
 /// Checks that a required string field is present, short and printable.
 pub fn required<'a>(field: &str, value: &'a str) -> Result<&'a str, CsiError> {
     if value.is_empty() {

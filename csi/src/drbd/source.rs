@@ -11,14 +11,13 @@ use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
 use tokio::process::Command;
 use tokio::sync::watch;
 
 use super::{status_json, DrbdError, DrbdState};
 
 /// The directories searched for drbdsetup, in order. The agent's PATH is not trusted.
-pub const TOOL_DIRS: [&str; 4] = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+pub use crate::host::child::TOOL_DIRS;
 
 /// How long `drbdsetup status --json` may run before it is killed.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,21 +36,13 @@ pub fn find_drbdsetup() -> Result<PathBuf, DrbdError> {
 
 /// Finds the executable `name` in `dirs`, the first match winning.
 pub fn find_tool_in(name: &str, dirs: &[&Path]) -> Result<PathBuf, DrbdError> {
-    use std::os::unix::fs::PermissionsExt;
-    dirs.iter()
-        .map(|dir| dir.join(name))
-        .find(|path| {
-            std::fs::metadata(path)
-                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-        })
-        .ok_or_else(|| DrbdError::ToolMissing {
-            searched: dirs
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
+    crate::host::child::find_in(name, dirs).ok_or_else(|| DrbdError::ToolMissing {
+        searched: dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
 }
 
 /// The real source: runs `drbdsetup status --json` on every call.
@@ -179,25 +170,8 @@ impl DrbdStatusSource for FakeStatus {
 /// A drbdsetup command: stdin from /dev/null, killed when dropped, and SIGKILLed by the kernel
 /// if the agent dies first. Stdout and stderr are left to the caller.
 pub(super) fn tool_command(tool: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(tool);
-    command.args(args).stdin(Stdio::null()).kill_on_drop(true);
-    let parent = nix::unistd::getpid();
-    // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
-    // calls are allowed. It makes two raw syscalls (prctl and getppid) and builds an io::Error
-    // from an errno; none of that allocates, takes a lock or touches shared state.
-    unsafe {
-        command.pre_exec(move || {
-            // The death signal fires when the forking *thread* exits. drbdsetup is spawned from
-            // tokio tasks, whose runtime threads live as long as the agent; `kill_on_drop`
-            // covers a task that ends first.
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
-            // The agent may have died between fork and prctl: then no signal will come.
-            if nix::unistd::getppid() != parent {
-                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
-    }
+    let mut command = crate::host::child::async_command(tool);
+    command.args(args).stdin(Stdio::null());
     command
 }
 

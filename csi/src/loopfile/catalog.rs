@@ -137,10 +137,6 @@ fn q(step: &'static str) -> impl FnOnce(rusqlite::Error) -> CatalogError {
     move |source| CatalogError::Query { step, source }
 }
 
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
 impl Catalog {
     /// Opens (creating if needed) the catalog at `path`.
     pub fn open(path: &Path) -> Result<Self, CatalogError> {
@@ -231,7 +227,7 @@ impl Catalog {
             "inserting a volume",
             "INSERT INTO volumes (id, name, capacity_bytes, parameters, source_kind, source_id, state)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![v.id, v.name, to_i64(v.capacity_bytes), params_json, kind, src, v.state.as_str()],
+            params![v.id, v.name, crate::validate::to_i64(v.capacity_bytes), params_json, kind, src, v.state.as_str()],
         )
     }
 
@@ -251,7 +247,7 @@ impl Catalog {
         self.exec(
             "updating a volume's size",
             sql,
-            params![id, to_i64(capacity_bytes)],
+            params![id, crate::validate::to_i64(capacity_bytes)],
         )
     }
 
@@ -297,7 +293,7 @@ impl Catalog {
                 s.id,
                 s.name,
                 s.source_volume_id,
-                to_i64(s.size_bytes),
+                crate::validate::to_i64(s.size_bytes),
                 i64::try_from(ns).unwrap_or(i64::MAX),
                 s.state.as_str()
             ],

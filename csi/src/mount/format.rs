@@ -7,17 +7,15 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-
-use nix::sys::signal::Signal;
 
 use super::{FsType, MountError, Probe};
 
 /// Where the tools are looked for, in order. `PATH` is not used: the agent's environment is not
 /// trusted to point at the right binaries.
-const TOOL_DIRS: &[&str] = &["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+use crate::host::child::{self, TOOL_DIRS};
 
 /// How much of a device must read as zeros for it to count as blank.
 const BLANK_CHECK_BYTES: usize = 1 << 20;
@@ -60,7 +58,7 @@ pub(super) fn probe(device: &Path) -> Result<Probe, MountError> {
         reason,
     };
     let blkid = find_tool(BLKID).map_err(fail)?;
-    let output = run(Command::new(blkid)
+    let output = run(child::command(&blkid, Some(TOOL_NICENESS))
         .args(["-p", "-o", "export", "--"])
         .arg(device))
     .map_err(|e| fail(format!("running blkid: {e}")))?;
@@ -149,7 +147,7 @@ pub(super) fn format(device: &Path, fs: FsType, force: bool) -> Result<(), Mount
 
     let mut command = match fs {
         FsType::Ext4 => {
-            let mut c = Command::new(find_tool(MKFS_EXT4).map_err(fail)?);
+            let mut c = child::command(&find_tool(MKFS_EXT4).map_err(fail)?, Some(TOOL_NICENESS));
             c.arg("-q");
             if force {
                 c.arg("-F");
@@ -158,7 +156,7 @@ pub(super) fn format(device: &Path, fs: FsType, force: bool) -> Result<(), Mount
             c
         }
         FsType::Xfs => {
-            let mut c = Command::new(find_tool(MKFS_XFS).map_err(fail)?);
+            let mut c = child::command(&find_tool(MKFS_XFS).map_err(fail)?, Some(TOOL_NICENESS));
             c.args(["-q", "-K"]);
             if force {
                 c.arg("-f");
@@ -192,12 +190,12 @@ pub(super) fn grow(device: &Path, mount_path: &Path, fs: FsType) -> Result<(), M
     }
     let mut command = match fs {
         FsType::Ext4 => {
-            let mut c = Command::new(find_tool(RESIZE2FS).map_err(fail)?);
+            let mut c = child::command(&find_tool(RESIZE2FS).map_err(fail)?, Some(TOOL_NICENESS));
             c.arg(device);
             c
         }
         FsType::Xfs => {
-            let mut c = Command::new(find_tool(XFS_GROWFS).map_err(fail)?);
+            let mut c = child::command(&find_tool(XFS_GROWFS).map_err(fail)?, Some(TOOL_NICENESS));
             c.arg("-d").arg(mount_path);
             c
         }
@@ -228,57 +226,32 @@ pub(super) fn has_capability(cap: u32) -> bool {
 
 /// Finds `tool` in [`TOOL_DIRS`]. The error names the tool and the package that ships it.
 fn find_tool(tool: Tool) -> Result<PathBuf, String> {
-    find_tool_in(tool, TOOL_DIRS)
+    find_tool_in(tool, &TOOL_DIRS)
 }
 
 fn find_tool_in(tool: Tool, dirs: &[&str]) -> Result<PathBuf, String> {
-    use std::os::unix::fs::PermissionsExt;
-    dirs.iter()
-        .map(|dir| Path::new(dir).join(tool.name))
-        .find(|path| {
-            std::fs::metadata(path)
-                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-        })
-        .ok_or_else(|| {
-            format!(
-                "{} not found in {}; install the Debian package {}",
-                tool.name,
-                dirs.join(", "),
-                tool.package
-            )
-        })
+    let paths: Vec<&Path> = dirs.iter().map(Path::new).collect();
+    child::find_in(tool.name, &paths).ok_or_else(|| {
+        format!(
+            "{} not found in {}; install the Debian package {}",
+            tool.name,
+            dirs.join(", "),
+            tool.package
+        )
+    })
 }
 
 /// Runs a tool to completion: stdin from /dev/null (so it can never wait for an answer),
-/// stdout and stderr captured, and SIGKILL delivered to it if the agent dies first.
+/// stdout and stderr captured. Build the command with [`child::command`] so it dies with the
+/// agent.
 /// The niceness of the tools the mounter runs.
 const TOOL_NICENESS: libc::c_int = 10;
 
 fn run(command: &mut Command) -> std::io::Result<Output> {
-    let parent = nix::unistd::getpid();
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
-    // calls are allowed. It makes three raw syscalls (setpriority, prctl and getppid) and builds
-    // an io::Error from an errno, none of which allocates, takes a lock or touches shared state.
-    unsafe {
-        command.pre_exec(move || {
-            // Tools (mkfs above all) are bulk work: let the agent's own RPC threads, which
-            // answer kubelet, run first when the CPUs are busy. Failure only costs latency.
-            libc::setpriority(libc::PRIO_PROCESS, 0, TOOL_NICENESS);
-            // The death signal fires when the forking *thread* exits; `run` waits for the child
-            // on that same thread, so the thread outlives the child unless the agent dies.
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
-            // The agent may have died between fork and prctl: then no signal will come.
-            if nix::unistd::getppid() != parent {
-                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
-    }
     command.output()
 }
 
@@ -348,7 +321,7 @@ mod tests {
                 name: "sh",
                 package: "dash",
             },
-            TOOL_DIRS,
+            &TOOL_DIRS,
         )
         .unwrap();
         let output = run(Command::new(sh).args(["-c", "read x; echo oops >&2; exit 3"])).unwrap();

@@ -305,7 +305,7 @@ impl<A: Attacher, M: Mounter> NodeService<A, M> {
                     .await?
                     .map_err(|e| CsiError::internal("reading the device size", e))?;
                 vec![VolumeUsage {
-                    total: to_i64(size),
+                    total: crate::validate::to_i64(size),
                     unit: volume_usage::Unit::Bytes as i32,
                     ..Default::default()
                 }]
@@ -315,15 +315,15 @@ impl<A: Attacher, M: Mounter> NodeService<A, M> {
                 match self.host(move |m| m.stats(&p)).await {
                     Ok(s) => vec![
                         VolumeUsage {
-                            available: to_i64(s.available_bytes),
-                            total: to_i64(s.total_bytes),
-                            used: to_i64(s.used_bytes),
+                            available: crate::validate::to_i64(s.available_bytes),
+                            total: crate::validate::to_i64(s.total_bytes),
+                            used: crate::validate::to_i64(s.used_bytes),
                             unit: volume_usage::Unit::Bytes as i32,
                         },
                         VolumeUsage {
-                            available: to_i64(s.free_inodes),
-                            total: to_i64(s.total_inodes),
-                            used: to_i64(s.used_inodes),
+                            available: crate::validate::to_i64(s.free_inodes),
+                            total: crate::validate::to_i64(s.total_inodes),
+                            used: crate::validate::to_i64(s.used_inodes),
                             unit: volume_usage::Unit::Inodes as i32,
                         },
                     ],
@@ -393,7 +393,7 @@ impl<A: Attacher, M: Mounter> NodeService<A, M> {
         }
         tracing::info!(volume = %id, bytes = size, "grown on the node");
         Ok(NodeExpandVolumeResponse {
-            capacity_bytes: to_i64(size),
+            capacity_bytes: crate::validate::to_i64(size),
         })
     }
 }
@@ -459,10 +459,6 @@ fn remove_mount_point(target: &Path) -> Result<(), crate::mount::MountError> {
         path: target.to_owned(),
         source,
     })
-}
-
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 #[tonic::async_trait]
