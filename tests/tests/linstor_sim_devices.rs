@@ -49,10 +49,34 @@ async fn device_of(c: &LinstorClient, rd: &str) -> Vec<String> {
         .collect()
 }
 
-fn attached(dev: &str) -> bool {
+/// The backing file of loop device `dev`, if it is attached.
+fn backing(dev: &str) -> Option<String> {
     let name = dev.trim_start_matches("/dev/");
     std::fs::read_to_string(format!("/sys/block/{name}/loop/backing_file"))
-        .is_ok_and(|b| !b.trim().is_empty())
+        .ok()
+        .map(|b| b.trim().to_owned())
+        .filter(|b| !b.is_empty())
+}
+
+/// One of the simulator's devices, remembered with its backing file: tests run in parallel,
+/// and a freed `/dev/loopN` is soon bound again to another test's file.
+struct Attachment {
+    dev: String,
+    file: String,
+}
+
+impl Attachment {
+    fn of(dev: &str) -> Self {
+        let file = backing(dev).unwrap_or_else(|| panic!("{dev} is not attached"));
+        Self {
+            dev: dev.to_owned(),
+            file,
+        }
+    }
+
+    fn attached(&self) -> bool {
+        backing(&self.dev).as_deref() == Some(self.file.as_str())
+    }
 }
 
 #[tokio::test]
@@ -93,6 +117,7 @@ async fn loop_devices_follow_the_volume_lifecycle() {
         "{paths:?}"
     );
     let dev = paths[0].clone();
+    let dev_loop = Attachment::of(&dev);
     assert_eq!(size_bytes(&dev), 64 << 20);
 
     write_at(&dev, b"first generation");
@@ -123,6 +148,7 @@ async fn loop_devices_follow_the_volume_lifecycle() {
     c.restore_resources("pvc-d", "s1", &restore).await.unwrap();
     let restored = device_of(&c, "pvc-r").await[0].clone();
     assert_ne!(restored, dev);
+    let restored_loop = Attachment::of(&restored);
     assert_eq!(read_at(&restored, 16), b"first generation");
     assert_eq!(size_bytes(&restored), 96 << 20);
 
@@ -140,6 +166,7 @@ async fn loop_devices_follow_the_volume_lifecycle() {
         .unwrap();
     let cloned = device_of(&c, "pvc-c").await[0].clone();
     assert_eq!(read_at(&cloned, 17), b"second generation");
+    let cloned_loop = Attachment::of(&cloned);
 
     // An open device (O_EXCL, as a mount holds it) refuses the last delete.
     let holder = OpenOptions::new()
@@ -166,13 +193,13 @@ async fn loop_devices_follow_the_volume_lifecycle() {
         .await
         .unwrap_err()
         .is_not_found());
-    assert!(!attached(&cloned));
+    assert!(!cloned_loop.attached());
 
     c.delete_snapshot("pvc-d", "s1").await.unwrap();
     for rd in ["pvc-d", "pvc-r"] {
         c.delete_resource_definition(rd).await.unwrap();
     }
-    assert!(!attached(&dev) && !attached(&restored));
+    assert!(!dev_loop.attached() && !restored_loop.attached());
     assert_eq!(leftovers(&sim), Vec::<String>::new());
 }
 
@@ -193,10 +220,9 @@ async fn dropping_the_simulator_frees_its_devices() {
         .await
         .unwrap();
     c.create_snapshot("pvc-x", "s1", &[]).await.unwrap();
-    let dev = device_of(&c, "pvc-x").await[0].clone();
-    assert!(attached(&dev));
+    let dev = Attachment::of(&device_of(&c, "pvc-x").await[0]);
     drop(sim);
-    assert!(!attached(&dev), "{dev} still attached after drop");
+    assert!(!dev.attached(), "{} still attached after drop", dev.dev);
 }
 
 #[tokio::test]
@@ -236,13 +262,12 @@ async fn sigterm_stops_the_binary_and_frees_its_devices() {
     c.autoplace("pvc-t", &AutoPlaceRequest::default())
         .await
         .unwrap();
-    let dev = device_of(&c, "pvc-t").await[0].clone();
-    assert!(attached(&dev));
+    let dev = Attachment::of(&device_of(&c, "pvc-t").await[0]);
 
     let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     assert!(child.wait().unwrap().success());
-    assert!(!attached(&dev), "{dev} still attached after SIGTERM");
+    assert!(!dev.attached(), "{} still attached after SIGTERM", dev.dev);
     let files: Vec<_> = walk(dir.path());
     assert!(files.is_empty(), "files left: {files:?}");
 }
