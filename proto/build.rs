@@ -13,9 +13,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("descriptors.bin"))
         .compile_protos(
-            &[PathBuf::from("csi/v1/csi.proto")],
+            &[
+                PathBuf::from("csi/v1/csi.proto"),
+                PathBuf::from("hearth/v1/coordinator.proto"),
+            ],
             &[PathBuf::from("."), well_known],
         )?;
     println!("cargo:rerun-if-changed=csi/v1/csi.proto");
+    println!("cargo:rerun-if-changed=hearth/v1/coordinator.proto");
     Ok(())
 }

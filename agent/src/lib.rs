@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod coordinator;
 pub mod csi_cmd;
 pub mod health;
 pub mod logging;
@@ -14,6 +15,7 @@ pub mod roles;
 pub mod serve;
 pub mod status;
 pub mod status_cmd;
+pub mod store;
 
 use cli::{Cli, Command};
 

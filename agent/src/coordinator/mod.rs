@@ -1,0 +1,2 @@
+//! The coordinator role: the agent API (node sessions and leases), volume placement and
+//! floating-IP allocation and failover.

@@ -1,0 +1,67 @@
+//! The coordinator's durable state behind one trait, [`Store`], with two implementations:
+//! SQLite (the embedded default) and Kubernetes (CRDs, and a Lease for leader election).
+
+pub mod model;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use model::{FloatingIp, FloatingIpPool, FloatingIpState, VolumeRecord};
+
+/// Errors of a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A compare-and-swap lost: the record changed since it was read, or the address is taken.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The named record does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A record failed validation.
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// The store itself failed (I/O, database, apiserver).
+    #[error("store: {0}")]
+    Backend(String),
+}
+
+/// The coordinator's durable state. Every write is atomic; readers never see half a change.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Every pool.
+    async fn pools(&self) -> Result<Vec<FloatingIpPool>, StoreError>;
+    /// Creates or replaces a pool.
+    async fn put_pool(&self, pool: &FloatingIpPool) -> Result<(), StoreError>;
+    /// Deletes a pool; `Ok` if it is absent.
+    async fn delete_pool(&self, name: &str) -> Result<(), StoreError>;
+
+    /// Every floating IP as declared.
+    async fn floating_ips(&self) -> Result<Vec<FloatingIp>, StoreError>;
+    /// Creates or replaces a floating IP's declaration (its state is kept).
+    async fn put_floating_ip(&self, fip: &FloatingIp) -> Result<(), StoreError>;
+    /// Deletes a floating IP and its state; `Ok` if it is absent.
+    async fn delete_floating_ip(&self, name: &str) -> Result<(), StoreError>;
+
+    /// Every floating IP's state.
+    async fn floating_ip_states(&self) -> Result<Vec<FloatingIpState>, StoreError>;
+    /// Writes `state` if the stored state's epoch is `expected_epoch` (0: no state stored yet).
+    /// `Conflict` if it is not, or if another floating IP holds `state.address`; `NotFound` if
+    /// the floating IP is not declared.
+    async fn swap_floating_ip_state(
+        &self,
+        expected_epoch: u64,
+        state: &FloatingIpState,
+    ) -> Result<(), StoreError>;
+
+    /// Every volume placement.
+    async fn volumes(&self) -> Result<Vec<VolumeRecord>, StoreError>;
+    /// Creates or replaces a volume placement.
+    async fn put_volume(&self, volume: &VolumeRecord) -> Result<(), StoreError>;
+    /// Deletes a volume placement; `Ok` if it is absent.
+    async fn delete_volume(&self, id: &str) -> Result<(), StoreError>;
+
+    /// Takes or renews leadership for `holder` for `ttl`. `Ok(false)` while another holder's
+    /// lease is valid. A single-process store may always answer `Ok(true)`.
+    async fn lead(&self, holder: &str, ttl: Duration) -> Result<bool, StoreError>;
+}
