@@ -9,6 +9,7 @@ pub mod csi_cmd;
 pub mod health;
 pub mod logging;
 pub mod net;
+pub mod node;
 pub mod ovn;
 pub mod ovsdb;
 pub mod roles;

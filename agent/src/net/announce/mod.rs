@@ -19,7 +19,7 @@ pub use packet::{Frames, PacketSocket};
 
 use super::model::{Address, FloatingIp, Mac, Prefix};
 use super::netlink::{Netlink, Op, Owner};
-use super::FLOATING_PROTO;
+use super::{FLOATING_PROTO, LEASED_PROTO};
 
 /// When announcements go out: at each `burst` offset after the address is added (the first
 /// is normally zero), then every `refresh`.
@@ -77,6 +77,8 @@ pub struct Announcer<N: Netlink + 'static, F: Frames + 'static> {
     netlink: Arc<N>,
     frames: Arc<F>,
     schedule: Schedule,
+    /// The address protocol it writes and the owner it recognises: floating or leased.
+    owner: (u8, Owner),
     active: Mutex<HashMap<IpAddr, Entry>>,
 }
 
@@ -99,14 +101,24 @@ impl<N: Netlink + 'static, F: Frames + 'static> Drop for Announcer<N, F> {
 }
 
 impl<N: Netlink + 'static, F: Frames + 'static> Announcer<N, F> {
-    /// An announcer with nothing announced.
+    /// An announcer of the node network file's floating IPs ([`FLOATING_PROTO`]), with
+    /// nothing announced.
     pub fn new(netlink: Arc<N>, frames: Arc<F>, schedule: Schedule) -> Self {
         Self {
             netlink,
             frames,
             schedule,
+            owner: (FLOATING_PROTO, Owner::Floating),
             active: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// An announcer of floating IPs leased from the coordinator ([`LEASED_PROTO`]): it sees and
+    /// removes only those, never the file's.
+    pub fn leased(netlink: Arc<N>, frames: Arc<F>, schedule: Schedule) -> Self {
+        let mut a = Self::new(netlink, frames, schedule);
+        a.owner = (LEASED_PROTO, Owner::Leased);
+        a
     }
 
     /// The floating IPs being announced.
@@ -159,7 +171,7 @@ impl<N: Netlink + 'static, F: Frames + 'static> Announcer<N, F> {
         let op = Op::AddAddress {
             index,
             address: address.clone(),
-            proto: FLOATING_PROTO,
+            proto: self.owner.0,
             replace: false,
         };
         let added = if add {
@@ -181,7 +193,7 @@ impl<N: Netlink + 'static, F: Frames + 'static> Announcer<N, F> {
                     source,
                 })?;
             if !have.iter().any(|a| {
-                a.item.prefix == address.prefix && a.item.dev == dev && a.owner == Owner::Floating
+                a.item.prefix == address.prefix && a.item.dev == dev && a.owner == self.owner.1
             }) {
                 return Err(AnnounceError::Foreign {
                     ip,
@@ -267,7 +279,7 @@ impl<N: Netlink + 'static, F: Frames + 'static> Announcer<N, F> {
             })?;
         let ops: Vec<Op> = have
             .into_iter()
-            .filter(|a| a.owner == Owner::Floating && a.item.prefix.addr == ip)
+            .filter(|a| a.owner == self.owner.1 && a.item.prefix.addr == ip)
             .filter_map(|a| {
                 let index = links.iter().find(|l| l.link.name == a.item.dev)?.index;
                 Some(Op::DeleteAddress {

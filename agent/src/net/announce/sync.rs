@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use super::{AnnounceError, Announcer, Frames};
 use crate::net::model::{Address, FloatingIp};
-use crate::net::netlink::{Netlink, Op, Owner, Seen};
+use crate::net::netlink::{Netlink, Op, Seen};
 
 impl<N: Netlink + 'static, F: Frames + 'static> Announcer<N, F> {
     /// Makes the announced set exactly `wanted`: announces what is missing (or whose address
@@ -26,7 +26,7 @@ impl<N: Netlink + 'static, F: Frames + 'static> Announcer<N, F> {
         let active = self.active();
         for w in wanted {
             let present = have.iter().any(|a| {
-                a.owner == Owner::Floating && a.item.dev == w.dev && a.item.prefix.addr == w.address
+                a.owner == self.owner.1 && a.item.dev == w.dev && a.item.prefix.addr == w.address
             });
             if !present || !active.contains(w) {
                 if let Err(e) = self.start(w.address, &w.dev, !present).await {
@@ -42,7 +42,7 @@ impl<N: Netlink + 'static, F: Frames + 'static> Announcer<N, F> {
         stale.extend(
             have.iter()
                 .filter(|a| {
-                    a.owner == Owner::Floating
+                    a.owner == self.owner.1
                         && !wanted
                             .iter()
                             .any(|w| w.address == a.item.prefix.addr && w.dev == a.item.dev)
@@ -75,7 +75,7 @@ impl<N: Netlink + 'static, F: Frames + 'static> Announcer<N, F> {
         };
         let ops: Vec<Op> = have
             .iter()
-            .filter(|a| a.owner == Owner::Floating && a.item.prefix.addr == ip)
+            .filter(|a| a.owner == self.owner.1 && a.item.prefix.addr == ip)
             .filter(|a| {
                 !wanted
                     .iter()

@@ -22,7 +22,7 @@ use super::{Owner, Seen};
 use crate::net::model::{
     Address, Mac, Neighbour, NextHop, Prefix, Route, RouteKey, RouteType, Rule, RuleAction,
 };
-use crate::net::{FLOATING_PROTO, HEARTH_PROTO};
+use crate::net::{FLOATING_PROTO, HEARTH_PROTO, LEASED_PROTO};
 
 /// Interface index → name.
 pub type Names = HashMap<u32, String>;
@@ -38,6 +38,7 @@ fn owner_of(proto: u8) -> Owner {
     match proto {
         HEARTH_PROTO => Owner::Hearth,
         FLOATING_PROTO => Owner::Floating,
+        LEASED_PROTO => Owner::Leased,
         _ => Owner::Foreign,
     }
 }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::{Netlink, NetlinkError, Observed, Op, Owner, Seen, SeenLink};
 use crate::net::model::{Address, Link, LinkKind, Mac};
-use crate::net::{FLOATING_PROTO, HEARTH_PROTO, LINK_ALIAS};
+use crate::net::{FLOATING_PROTO, HEARTH_PROTO, LEASED_PROTO, LINK_ALIAS};
 
 /// The fake kernel.
 #[derive(Debug, Default)]
@@ -149,6 +149,7 @@ impl FakeNetlink {
                 let owner = match *proto {
                     HEARTH_PROTO => Owner::Hearth,
                     FLOATING_PROTO => Owner::Floating,
+                    LEASED_PROTO => Owner::Leased,
                     _ => Owner::Foreign,
                 };
                 let pos = s

@@ -76,6 +76,8 @@ pub enum Owner {
     Hearth,
     /// Hearth's floating-IP announcer (the floating address protocol).
     Floating,
+    /// A floating IP held under a coordinator lease (the leased address protocol).
+    Leased,
     /// A neighbour entry the kernel learned (not permanent, no protocol): a cache entry.
     Cache,
     /// Someone else: never changed or deleted.

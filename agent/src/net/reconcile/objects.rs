@@ -11,6 +11,7 @@ use crate::net::plan::{Action, Plan};
 fn foreign(owner: Owner) -> &'static str {
     match owner {
         Owner::Floating => "the floating-IP announcer holds it",
+        Owner::Leased => "a floating IP leased from the coordinator holds it",
         _ => "an object Hearth does not own holds its identity",
     }
 }

@@ -1,0 +1,350 @@
+//! The node's session with the coordinator: one long-lived bidirectional stream.
+//!
+//! It sends a Hello (name, version, labels, capacity, what it holds), then a numbered Report
+//! every `report_interval`. Each Lease answer names a report; the lease runs from the moment
+//! that report was SENT, on this process's monotonic clock, so the node's idea of its lease
+//! always ends before the coordinator's. Assignments replace the lease holder's set. When the
+//! stream breaks it reconnects with backoff; the lease is simply not renewed meanwhile, and the
+//! holder withdraws at the deadline.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hearth_proto::hearth::v1::{
+    coordinator_client::CoordinatorClient, coordinator_message, node_message, Capacity,
+    CoordinatorMessage, HeldAddress, Hello, NodeMessage, Report,
+};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use super::lease::{LeaseHolder, Leased};
+
+/// Errors of the session.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The coordinator URL or TLS files are unusable.
+    #[error("{0}")]
+    Config(String),
+    /// Connecting or the stream failed.
+    #[error("{0}")]
+    Transport(String),
+    /// The coordinator refused or broke the protocol.
+    #[error("coordinator: {0}")]
+    Protocol(String),
+}
+
+/// TLS files for mTLS to the coordinator.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// CA that signed the coordinator's certificate.
+    pub ca_file: PathBuf,
+    /// This node's certificate (its name must be the node name).
+    pub cert_file: PathBuf,
+    /// This node's key.
+    pub key_file: PathBuf,
+}
+
+/// How to reach the coordinator and who this node is.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// `http://127.0.0.1:9811` (loopback only) or `https://host:9811`.
+    pub url: String,
+    /// This node's name.
+    pub node_name: String,
+    /// Topology and node labels.
+    pub labels: BTreeMap<String, String>,
+    /// mTLS files; required for `https://`.
+    pub tls: Option<TlsFiles>,
+}
+
+/// What the session looks like now, for the status page.
+#[derive(Debug, Clone, Default)]
+pub struct SessionStatus {
+    /// The coordinator URL.
+    pub url: String,
+    /// Whether a session is open.
+    pub connected: bool,
+    /// The coordinator's identity from its Welcome.
+    pub coordinator_id: Option<String>,
+    /// Unix seconds when the current session opened.
+    pub since_unix: Option<u64>,
+    /// How many sessions were opened.
+    pub sessions: u64,
+    /// The last error, if the last attempt failed.
+    pub last_error: Option<String>,
+    /// Milliseconds left on the lease, if one is held.
+    pub lease_left_ms: Option<u64>,
+}
+
+/// The node's view for reports: healthy?, capacity, and the health snapshot JSON.
+pub trait ReportSource: Send + Sync + 'static {
+    /// Whether this node should be given new work.
+    fn healthy(&self) -> bool;
+    /// Storage capacity.
+    fn capacity(&self) -> Capacity;
+    /// The health snapshot as JSON (sent now and then), if any.
+    fn snapshot_json(&self) -> Option<String>;
+}
+
+/// A source that reports healthy, no capacity and no snapshot.
+#[derive(Debug, Default)]
+pub struct BareReports;
+
+impl ReportSource for BareReports {
+    fn healthy(&self) -> bool {
+        true
+    }
+    fn capacity(&self) -> Capacity {
+        Capacity::default()
+    }
+    fn snapshot_json(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Builds the channel for `url`: plaintext only to a loopback host, else mTLS.
+pub fn endpoint(url: &str, tls: Option<&TlsFiles>) -> Result<Endpoint, SessionError> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| SessionError::Config(format!("--coordinator {url}: {e}")))?;
+    let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let ep = Endpoint::from_shared(url.to_owned())
+        .map_err(|e| SessionError::Config(format!("--coordinator {url}: {e}")))?
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(5));
+    match (uri.scheme_str(), tls) {
+        (Some("https"), Some(t)) => {
+            let read = |p: &PathBuf| {
+                std::fs::read(p).map_err(|e| SessionError::Config(format!("{}: {e}", p.display())))
+            };
+            let config = ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(read(&t.ca_file)?))
+                .identity(Identity::from_pem(read(&t.cert_file)?, read(&t.key_file)?));
+            ep.tls_config(config)
+                .map_err(|e| SessionError::Config(format!("TLS: {e}")))
+        }
+        (Some("https"), None) => Err(SessionError::Config(
+            "--coordinator https:// needs --tls-ca-file, --tls-cert-file and --tls-key-file".into(),
+        )),
+        (Some("http"), _) if loopback => Ok(ep),
+        (Some("http"), _) => Err(SessionError::Config(format!(
+            "--coordinator {url}: plaintext is allowed only to a loopback address; use https:// with mTLS"
+        ))),
+        _ => Err(SessionError::Config(format!(
+            "--coordinator {url}: the scheme must be http or https"
+        ))),
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn held_addresses(holder: &LeaseHolder) -> Vec<HeldAddress> {
+    holder
+        .held()
+        .addresses
+        .into_iter()
+        .map(|l| HeldAddress {
+            name: l.name,
+            address: l.address.to_string(),
+            epoch: l.epoch,
+        })
+        .collect()
+}
+
+/// Keeps a session open forever, reconnecting with backoff.
+pub async fn run(
+    config: SessionConfig,
+    holder: Arc<LeaseHolder>,
+    source: Arc<dyn ReportSource>,
+    status: Arc<Mutex<SessionStatus>>,
+) -> Result<(), SessionError> {
+    let ep = endpoint(&config.url, config.tls.as_ref())?;
+    if let Ok(mut s) = status.lock() {
+        s.url = config.url.clone();
+    }
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let result = session(&ep, &config, &holder, &*source, &status).await;
+        let message = match &result {
+            Ok(()) => "the coordinator closed the session".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        if let Ok(mut s) = status.lock() {
+            if s.connected {
+                backoff = Duration::from_millis(50);
+            }
+            s.connected = false;
+            s.last_error = Some(message.clone());
+        }
+        tracing::warn!(url = %config.url, "coordinator session: {message}; retrying in {backoff:?}");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+async fn session(
+    ep: &Endpoint,
+    config: &SessionConfig,
+    holder: &LeaseHolder,
+    source: &dyn ReportSource,
+    status: &Mutex<SessionStatus>,
+) -> Result<(), SessionError> {
+    let channel: Channel = ep
+        .connect()
+        .await
+        .map_err(|e| SessionError::Transport(format!("connecting to {}: {e}", config.url)))?;
+    let mut client = CoordinatorClient::new(channel);
+    let (tx, rx) = mpsc::channel::<NodeMessage>(16);
+    let hello = Hello {
+        node_name: config.node_name.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        labels: config.labels.clone().into_iter().collect(),
+        capacity: Some(source.capacity()),
+        held: held_addresses(holder),
+    };
+    tx.send(NodeMessage {
+        msg: Some(node_message::Msg::Hello(hello)),
+    })
+    .await
+    .map_err(|_| SessionError::Transport("session closed".into()))?;
+    let mut inbound = client
+        .session(ReceiverStream::new(rx))
+        .await
+        .map_err(|s| SessionError::Protocol(s.message().to_owned()))?
+        .into_inner();
+    let first = inbound
+        .message()
+        .await
+        .map_err(|s| SessionError::Protocol(s.message().to_owned()))?;
+    let Some(CoordinatorMessage {
+        msg: Some(coordinator_message::Msg::Welcome(welcome)),
+    }) = first
+    else {
+        return Err(SessionError::Protocol("expected a Welcome".into()));
+    };
+    let interval = Duration::from_millis(u64::from(welcome.report_interval_ms.clamp(10, 60_000)));
+    tracing::info!(coordinator = %welcome.coordinator_id, ?interval, lease_ms = welcome.lease_ms,
+        "coordinator session open");
+    if let Ok(mut s) = status.lock() {
+        s.connected = true;
+        s.coordinator_id = Some(welcome.coordinator_id.clone());
+        s.since_unix = Some(unix_now());
+        s.sessions += 1;
+        s.last_error = None;
+    }
+    // Send times of reports not yet answered, oldest first.
+    let sent: Mutex<VecDeque<(u64, Instant)>> = Mutex::new(VecDeque::new());
+    // Leases of this session count only after its first Assignments: a lease must never
+    // renew a set this coordinator did not (re)confirm.
+    let mut assigned = false;
+    let reports = async {
+        let mut seq = 0u64;
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_snapshot = Instant::now() - Duration::from_secs(3600);
+        loop {
+            tick.tick().await;
+            seq += 1;
+            let health_json = if last_snapshot.elapsed() >= Duration::from_secs(10) {
+                last_snapshot = Instant::now();
+                source.snapshot_json().unwrap_or_default()
+            } else {
+                String::new()
+            };
+            let report = Report {
+                seq,
+                healthy: source.healthy(),
+                capacity: Some(source.capacity()),
+                held: held_addresses(holder),
+                health_json,
+            };
+            if let Ok(mut q) = sent.lock() {
+                q.push_back((seq, Instant::now()));
+                while q.len() > 1024 {
+                    q.pop_front();
+                }
+            }
+            if tx
+                .send(NodeMessage {
+                    msg: Some(node_message::Msg::Report(report)),
+                })
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    };
+    let answers = async {
+        loop {
+            let msg = match inbound.message().await {
+                Ok(Some(m)) => m,
+                Ok(None) => return Ok(()),
+                Err(s) => return Err(SessionError::Transport(s.message().to_owned())),
+            };
+            match msg.msg {
+                Some(coordinator_message::Msg::Lease(lease)) => {
+                    if !assigned {
+                        continue;
+                    }
+                    let at = sent.lock().ok().and_then(|mut q| {
+                        while q.front().is_some_and(|(s, _)| *s < lease.seq) {
+                            q.pop_front();
+                        }
+                        q.front().filter(|(s, _)| *s == lease.seq).map(|(_, t)| *t)
+                    });
+                    if let Some(at) = at {
+                        let deadline = at + Duration::from_millis(u64::from(lease.valid_ms));
+                        holder.extend(deadline);
+                        if let Ok(mut s) = status.lock() {
+                            s.lease_left_ms = Some(
+                                u64::try_from(
+                                    deadline
+                                        .saturating_duration_since(Instant::now())
+                                        .as_millis(),
+                                )
+                                .unwrap_or(u64::MAX),
+                            );
+                        }
+                    }
+                }
+                Some(coordinator_message::Msg::Assignments(a)) => {
+                    let mut set = Vec::with_capacity(a.floating_ips.len());
+                    for f in a.floating_ips {
+                        match f.address.parse() {
+                            Ok(address) => set.push(Leased {
+                                name: f.name,
+                                address,
+                                dev: f.interface,
+                                epoch: f.epoch,
+                            }),
+                            Err(_) => tracing::warn!(name = %f.name, address = %f.address,
+                                "ignoring an assignment with a bad address"),
+                        }
+                    }
+                    holder.assign(set);
+                    assigned = true;
+                }
+                Some(coordinator_message::Msg::Welcome(_)) | None => {}
+            }
+        }
+    };
+    tokio::select! {
+        () = reports => Err(SessionError::Transport("session closed".into())),
+        r = answers => r,
+    }
+}
