@@ -46,6 +46,50 @@ pub enum Command {
     Status(crate::status_cmd::StatusArgs),
     /// Node networking: apply a node network file, or keep a namespace converged to it.
     Net(crate::net::cmd::NetArgs),
+    /// Internal: the node's fence guard (removes leased floating IPs when the agent dies).
+    #[command(hide = true)]
+    FenceGuard,
+}
+
+/// mTLS files for the agent API (both ends).
+#[derive(Debug, Clone, Args)]
+pub struct TlsArgs {
+    /// CA certificate (PEM) that signs the other end's certificate.
+    #[arg(long, env = "HEARTH_TLS_CA_FILE")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// This end's certificate (PEM). A node's must name the node.
+    #[arg(long, env = "HEARTH_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// This end's private key (PEM).
+    #[arg(long, env = "HEARTH_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The three files, all or none.
+    pub fn files(&self) -> Result<Option<(PathBuf, PathBuf, PathBuf)>, crate::UsageError> {
+        match (&self.tls_ca_file, &self.tls_cert_file, &self.tls_key_file) {
+            (None, None, None) => Ok(None),
+            (Some(ca), Some(cert), Some(key)) => Ok(Some((ca.clone(), cert.clone(), key.clone()))),
+            _ => Err(crate::UsageError(
+                "--tls-ca-file, --tls-cert-file and --tls-key-file go together".into(),
+            )),
+        }
+    }
+}
+
+/// Lease timings of the agent API (coordinator side; nodes learn them in the Welcome).
+#[derive(Debug, Clone, Args)]
+pub struct LeaseArgs {
+    /// How often nodes report; each report renews the node's lease.
+    #[arg(long, env = "HEARTH_REPORT_INTERVAL_MS", default_value_t = 100)]
+    pub report_interval_ms: u64,
+    /// How long a lease lasts from the report it answers.
+    #[arg(long, env = "HEARTH_LEASE_MS", default_value_t = 350)]
+    pub lease_ms: u64,
+    /// Extra wait before an expired lease's floating IPs move.
+    #[arg(long, env = "HEARTH_LEASE_MARGIN_MS", default_value_t = 50)]
+    pub lease_margin_ms: u64,
 }
 
 /// Storage backends.
@@ -98,6 +142,10 @@ pub struct DevArgs {
     /// Reported as max_volumes_per_node.
     #[arg(long, env = "HEARTH_MAX_VOLUMES", default_value_t = 256)]
     pub max_volumes: i64,
+    /// The coordinator config (floating-IP pools and floating IPs) for the embedded
+    /// coordinator; its floating IPs are held by this machine.
+    #[arg(long, env = "HEARTH_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 /// Flags of `hearth node`.
@@ -109,10 +157,17 @@ pub struct NodeArgs {
     /// The CSI socket, `unix:///path/csi.sock`.
     #[arg(long, env = "HEARTH_CSI_ENDPOINT")]
     pub csi_endpoint: String,
-    /// The coordinator's agent API. The session to it is not built yet; the flag is accepted
-    /// so deployments can set it now.
+    /// The coordinator's agent API: `https://host:9811` (mTLS), or `http://127.0.0.1:9811`
+    /// (plaintext, loopback only).
     #[arg(long, env = "HEARTH_COORDINATOR")]
     pub coordinator: Option<String>,
+    /// mTLS to the coordinator.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// Labels reported to the coordinator for placement, `k=v,k2=v2` (for example
+    /// `topology.kubernetes.io/zone=a`).
+    #[arg(long, env = "HEARTH_NODE_LABELS", value_delimiter = ',')]
+    pub node_labels: Vec<String>,
     /// The node network file (docs/network.md): kept converged in this network namespace.
     #[arg(long, env = "HEARTH_NETWORK")]
     pub network: Option<PathBuf>,
@@ -142,9 +197,28 @@ pub struct CoordinatorArgs {
     /// The CSI socket, `unix:///path/csi.sock`.
     #[arg(long, env = "HEARTH_CSI_ENDPOINT")]
     pub csi_endpoint: String,
-    /// The agent API address. Not served yet; accepted so deployments can set it now.
+    /// Serve the agent API (node sessions) on this address. Plaintext only on loopback.
     #[arg(long, env = "HEARTH_LISTEN")]
-    pub listen: Option<String>,
+    pub listen: Option<std::net::SocketAddr>,
+    /// mTLS for the agent API.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// The coordinator config: floating-IP pools and floating IPs (docs/coordinator.md).
+    #[arg(long, env = "HEARTH_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where the cluster state lives: `sqlite:PATH` (default `sqlite:STATE_DIR/coordinator.db`)
+    /// or `kubernetes` (CRDs and a Lease for leader election).
+    #[arg(long, env = "HEARTH_STORE")]
+    pub store: Option<String>,
+    /// The namespace of the leader-election Lease (with `--store kubernetes`).
+    #[arg(long, env = "HEARTH_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+    /// This replica's identity for leader election (default: the host name).
+    #[arg(long, env = "HEARTH_ID")]
+    pub id: Option<String>,
+    /// Lease timings.
+    #[command(flatten)]
+    pub lease: LeaseArgs,
     /// State directory of the loopfile backend (catalog and images).
     #[arg(long, env = "HEARTH_STATE_DIR", default_value = "/var/lib/hearth")]
     pub state_dir: PathBuf,

@@ -36,6 +36,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 
 /// Runs a parsed command to completion.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::FenceGuard = cli.command {
+        return node::fence::run_guard();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(64)
@@ -50,6 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Csi(args) => csi_cmd::run(args).await,
             Command::Net(args) => net::cmd::run(args).await,
             Command::Status(args) => Ok(status_cmd::run(args).await?),
+            Command::FenceGuard => Ok(()),
         }
     })
 }

@@ -223,9 +223,16 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
     let socket = serve::parse_endpoint(&args.csi_endpoint)?;
     let state_dir = prepare_dir(&args.state_dir, "state directory")?;
     let kubelet_dir = prepare_dir(&args.kubelet_dir, "kubelet directory")?;
-    if let Some(url) = &args.coordinator {
-        tracing::warn!(%url, "the coordinator session is not built yet; serving CSI Node only");
-    }
+    let _session = match &args.coordinator {
+        Some(url) => Some(crate::node::wiring::start(
+            url,
+            &args.node_name,
+            crate::node::wiring::parse_labels(&args.node_labels)?,
+            &args.tls,
+            Arc::new(crate::node::session::BareReports),
+        )?),
+        None => None,
+    };
     let mut ovn = None;
     if let Some(file) = args.network.clone() {
         // Fail fast on a file that does not parse, then keep it converged in the background.
@@ -297,8 +304,22 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
 pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     let socket = serve::parse_endpoint(&args.csi_endpoint)?;
     let state_dir = prepare_dir(&args.state_dir, "state directory")?;
-    if let Some(listen) = &args.listen {
-        tracing::warn!(%listen, "the agent API is not built yet; serving CSI Controller only");
+    let store = crate::coordinator::role::open_store(
+        args.store.as_deref(),
+        &state_dir,
+        &args.namespace,
+    )
+    .await?;
+    if let Some(config) = &args.config {
+        crate::coordinator::role::apply_config(&*store, config).await?;
+    }
+    let timing = crate::coordinator::role::timing(&args.lease)?;
+    let id = args.id.clone().unwrap_or_else(hostname);
+    let (_engine, bound) =
+        crate::coordinator::role::start(store, timing, &id, args.listen, &args.tls).await?;
+    if let Some(addr) = bound {
+        // Tests and scripts read the bound port from here (`--listen 127.0.0.1:0`).
+        println!("agent API listening on {addr}");
     }
     let node_id = args.node_name.clone().unwrap_or_else(hostname);
     let listener = serve::bind(&socket).await?;

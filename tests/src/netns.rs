@@ -14,6 +14,8 @@ use std::thread::JoinHandle;
 
 use rand::Rng;
 
+pub mod arp;
+pub mod failover;
 mod moves;
 pub use moves::MoveLab;
 

@@ -6,3 +6,4 @@
 pub mod fence;
 pub mod lease;
 pub mod session;
+pub mod wiring;

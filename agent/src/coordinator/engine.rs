@@ -1,0 +1,571 @@
+//! The coordinator's brain: node sessions, leases, and the floating-IP decisions.
+//!
+//! Safety rule: a floating IP owned by node N moves only after N's lease has ended in the
+//! coordinator's reckoning: `last grant sent to N + lease + margin`. N counts the same lease
+//! from when it SENT the report the grant answers, which is earlier, and withdraws at its own
+//! deadline (its fence guard does it if the agent process is gone). After a start or a leader
+//! change the coordinator has sent no grants, so it treats every stored owner as alive until
+//! `leader_since + lease + margin` and allocates nothing new before then.
+//!
+//! Decisions are made under one mutex from an in-memory copy of the store, written to the
+//! store with compare-and-swap on the epoch, and only then pushed to the nodes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use hearth_proto::hearth::v1::{
+    coordinator_message, Assignments, Capacity, CoordinatorMessage, FloatingIpAssignment, Hello,
+    Lease, Report, Welcome,
+};
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+use tonic::Status;
+
+use super::decide::{self, Candidate};
+use crate::store::{FloatingIp, FloatingIpPool, FloatingIpState, Store, StoreError};
+
+/// The lease and report timings.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// How often nodes report (each report renews the lease).
+    pub report_interval: Duration,
+    /// How long a lease lasts from the report it answers.
+    pub lease: Duration,
+    /// Extra wait before the coordinator counts a lease as ended (withdrawal time, clock rate).
+    pub margin: Duration,
+    /// Leader-election lease of the store.
+    pub leadership: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            report_interval: Duration::from_millis(100),
+            lease: Duration::from_millis(350),
+            margin: Duration::from_millis(50),
+            leadership: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The message channel to one node's session.
+pub type Outbox = mpsc::Sender<Result<CoordinatorMessage, Status>>;
+
+#[derive(Debug)]
+struct Session {
+    id: u64,
+    tx: Outbox,
+    /// The floating IPs last sent; `None` until the first Assignments of the session.
+    sent: Option<Vec<FloatingIpAssignment>>,
+}
+
+/// What the coordinator knows of a node.
+#[derive(Debug, Default)]
+struct NodeState {
+    labels: BTreeMap<String, String>,
+    healthy: bool,
+    capacity: Capacity,
+    session: Option<Session>,
+    last_grant: Option<Instant>,
+    last_report: Option<Instant>,
+    snapshot: Option<String>,
+    version: String,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    nodes: BTreeMap<String, NodeState>,
+    pools: BTreeMap<String, FloatingIpPool>,
+    fips: BTreeMap<String, FloatingIp>,
+    states: BTreeMap<String, FloatingIpState>,
+    /// Addresses whose floating IP was deleted: not handed out again until the instant.
+    released: Vec<(IpAddr, Instant)>,
+    leader_since: Option<Instant>,
+    next_session: u64,
+}
+
+/// A node as shown on the coordinator's status.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeView {
+    /// Name.
+    pub name: String,
+    /// Whether a session is open.
+    pub connected: bool,
+    /// Whether it reported healthy.
+    pub healthy: bool,
+    /// Whether its lease is valid in the coordinator's reckoning.
+    pub lease_valid: bool,
+    /// Floating IPs it owns.
+    pub floating_ips: usize,
+    /// Agent version.
+    pub version: String,
+}
+
+/// The coordinator's state and decisions.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    timing: Timing,
+    id: String,
+    inner: Mutex<Inner>,
+    kick: Notify,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+enum Change {
+    Swap(u64, FloatingIpState),
+}
+
+impl Engine {
+    /// An engine over `store`; `id` names this coordinator (leader election, Welcome).
+    pub fn new(store: Arc<dyn Store>, timing: Timing, id: &str) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            timing,
+            id: id.to_owned(),
+            inner: Mutex::new(Inner::default()),
+            kick: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The timings.
+    pub fn timing(&self) -> Timing {
+        self.timing
+    }
+
+    /// Whether this coordinator leads.
+    pub fn leading(&self) -> bool {
+        self.lock().leader_since.is_some()
+    }
+
+    /// Registers a session after its Hello; sends the Welcome. Replaces an older session of
+    /// the same node (its stream ends).
+    pub fn hello(&self, hello: &Hello, tx: Outbox) -> Result<u64, Status> {
+        let mut inner = self.lock();
+        if inner.leader_since.is_none() {
+            return Err(Status::unavailable(
+                "this coordinator is not the leader; retry",
+            ));
+        }
+        inner.next_session += 1;
+        let id = inner.next_session;
+        let welcome = CoordinatorMessage {
+            msg: Some(coordinator_message::Msg::Welcome(Welcome {
+                coordinator_id: self.id.clone(),
+                report_interval_ms: ms(self.timing.report_interval),
+                lease_ms: ms(self.timing.lease),
+            })),
+        };
+        tx.try_send(Ok(welcome))
+            .map_err(|_| Status::unavailable("session closed"))?;
+        for h in &hello.held {
+            match inner.states.get(&h.name) {
+                Some(s) if s.node.as_deref() == Some(hello.node_name.as_str()) && s.epoch == h.epoch => {}
+                _ => tracing::info!(node = %hello.node_name, name = %h.name, epoch = h.epoch,
+                    "node holds a floating IP it no longer owns; it will be told"),
+            }
+        }
+        let node = inner.nodes.entry(hello.node_name.clone()).or_default();
+        node.labels = hello.labels.clone().into_iter().collect();
+        node.capacity = hello.capacity.unwrap_or_default();
+        node.version.clone_from(&hello.version);
+        node.session = Some(Session {
+            id,
+            tx,
+            sent: None,
+        });
+        drop(inner);
+        tracing::info!(node = %hello.node_name, session = id, "node session open");
+        self.kick.notify_one();
+        Ok(id)
+    }
+
+    /// Handles a report: records it and grants the lease (if this session is current and this
+    /// coordinator leads).
+    pub fn report(&self, node: &str, session: u64, report: &Report) {
+        let mut inner = self.lock();
+        let leading = inner.leader_since.is_some();
+        let Some(n) = inner.nodes.get_mut(node) else {
+            return;
+        };
+        let Some(s) = n.session.as_ref().filter(|s| s.id == session) else {
+            return;
+        };
+        let was_healthy = n.healthy;
+        n.healthy = report.healthy;
+        n.capacity = report.capacity.unwrap_or(n.capacity);
+        n.last_report = Some(Instant::now());
+        if !report.health_json.is_empty() {
+            n.snapshot = Some(report.health_json.clone());
+        }
+        // Only a session that got its assignments is granted leases (the node ignores
+        // leases before that anyway).
+        if leading && s.sent.is_some() {
+            let lease = CoordinatorMessage {
+                msg: Some(coordinator_message::Msg::Lease(Lease {
+                    seq: report.seq,
+                    valid_ms: ms(self.timing.lease),
+                })),
+            };
+            if s.tx.try_send(Ok(lease)).is_ok() {
+                n.last_grant = Some(Instant::now());
+            }
+        }
+        if was_healthy != report.healthy {
+            self.kick.notify_one();
+        }
+    }
+
+    /// Ends a session (if it is still the node's current one).
+    pub fn bye(&self, node: &str, session: u64) {
+        let mut inner = self.lock();
+        if let Some(n) = inner.nodes.get_mut(node) {
+            if n.session.as_ref().is_some_and(|s| s.id == session) {
+                n.session = None;
+                tracing::info!(node, session, "node session closed");
+            }
+        }
+        drop(inner);
+        self.kick.notify_one();
+    }
+
+    /// Loads pools, floating IPs and states from the store.
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        let pools = self.store.pools().await?;
+        let fips = self.store.floating_ips().await?;
+        let states = self.store.floating_ip_states().await?;
+        let mut inner = self.lock();
+        let now = Instant::now();
+        let hold = self.timing.lease + self.timing.margin;
+        let fresh: BTreeMap<String, FloatingIpState> =
+            states.into_iter().map(|s| (s.name.clone(), s)).collect();
+        let gone: Vec<IpAddr> = inner
+            .states
+            .values()
+            .filter(|s| !fresh.contains_key(&s.name))
+            .map(|s| s.address)
+            .collect();
+        inner.released.extend(gone.into_iter().map(|a| (a, now + hold)));
+        inner.released.retain(|(_, until)| *until > now);
+        inner.pools = pools.into_iter().map(|p| (p.name.clone(), p)).collect();
+        inner.fips = fips.into_iter().map(|f| (f.name.clone(), f)).collect();
+        inner.states = fresh;
+        Ok(())
+    }
+
+    fn owner_alive(&self, inner: &Inner, node: &str, now: Instant) -> bool {
+        let hold = self.timing.lease + self.timing.margin;
+        match inner.nodes.get(node).and_then(|n| n.last_grant) {
+            Some(g) => now < g + hold,
+            None => inner.leader_since.is_some_and(|l| now < l + hold),
+        }
+    }
+
+    /// Nodes that may take a new floating IP: a session, healthy, a valid lease.
+    fn candidates(&self, inner: &Inner, now: Instant) -> Vec<Candidate> {
+        inner
+            .nodes
+            .iter()
+            .filter(|(_, n)| {
+                n.session.as_ref().is_some_and(|s| s.sent.is_some())
+                    && n.healthy
+                    && n.last_grant.is_some_and(|g| now < g + self.timing.lease)
+            })
+            .map(|(name, n)| Candidate {
+                name: name.clone(),
+                labels: n.labels.clone(),
+            })
+            .collect()
+    }
+
+    /// Decides owners and addresses; returns the compare-and-swap writes to make.
+    fn decide(&self, inner: &Inner, now: Instant) -> Vec<Change> {
+        let Some(leader_since) = inner.leader_since else {
+            return Vec::new();
+        };
+        let in_grace = now < leader_since + self.timing.lease + self.timing.margin;
+        let candidates = self.candidates(inner, now);
+        let mut owned: BTreeMap<String, usize> = BTreeMap::new();
+        for s in inner.states.values() {
+            if let Some(n) = &s.node {
+                *owned.entry(n.clone()).or_default() += 1;
+            }
+        }
+        let mut taken: BTreeSet<IpAddr> = inner.states.values().map(|s| s.address).collect();
+        taken.extend(inner.released.iter().map(|(a, _)| *a));
+        let mut changes = Vec::new();
+        for fip in inner.fips.values() {
+            let Some(pool) = inner.pools.get(&fip.pool) else {
+                continue;
+            };
+            let state = inner.states.get(&fip.name);
+            let keep = state
+                .and_then(|s| s.node.as_deref())
+                .is_some_and(|n| self.owner_alive(inner, n, now));
+            if keep {
+                continue;
+            }
+            let (address, epoch) = match state {
+                Some(s) => (s.address, s.epoch),
+                None => {
+                    if in_grace {
+                        continue;
+                    }
+                    match decide::allocate(pool, fip.address, &taken) {
+                        Ok(a) => {
+                            taken.insert(a);
+                            (a, 0)
+                        }
+                        Err(e) => {
+                            tracing::warn!(name = %fip.name, "{e}");
+                            continue;
+                        }
+                    }
+                }
+            };
+            let node = decide::choose(fip, pool, &candidates, &owned);
+            let old = state.and_then(|s| s.node.clone());
+            if state.is_some() && node == old {
+                continue;
+            }
+            if let Some(n) = &node {
+                *owned.entry(n.clone()).or_default() += 1;
+            }
+            if let Some(o) = &old {
+                if let Some(c) = owned.get_mut(o) {
+                    *c = c.saturating_sub(1);
+                }
+            }
+            changes.push(Change::Swap(
+                epoch,
+                FloatingIpState {
+                    name: fip.name.clone(),
+                    address,
+                    node,
+                    epoch: epoch + 1,
+                },
+            ));
+        }
+        changes
+    }
+
+    /// One decision pass: decide, write, push. Returns when the next pass is due at the
+    /// latest (the nearest lease end).
+    pub async fn tick(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let changes = {
+            let inner = self.lock();
+            self.decide(&inner, now)
+        };
+        let mut written = Vec::new();
+        for Change::Swap(expected, state) in changes {
+            match self.store.swap_floating_ip_state(expected, &state).await {
+                Ok(()) => {
+                    tracing::info!(name = %state.name, address = %state.address,
+                        node = state.node.as_deref().unwrap_or("-"), epoch = state.epoch,
+                        "floating IP assigned");
+                    written.push(state);
+                }
+                Err(StoreError::Conflict(m)) => {
+                    tracing::warn!(name = %state.name, "store conflict ({m}); reloading");
+                    if let Err(e) = self.reload().await {
+                        tracing::warn!("reload: {e}");
+                    }
+                    self.kick.notify_one();
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(name = %state.name, "store: {e}");
+                    break;
+                }
+            }
+        }
+        let mut inner = self.lock();
+        for s in written {
+            inner.states.insert(s.name.clone(), s);
+        }
+        self.push(&mut inner);
+        self.next_due(&inner, Instant::now())
+    }
+
+    /// Sends each connected node its set if it changed.
+    fn push(&self, inner: &mut Inner) {
+        let mut per_node: BTreeMap<String, Vec<FloatingIpAssignment>> = BTreeMap::new();
+        for s in inner.states.values() {
+            let (Some(node), Some(fip)) = (&s.node, inner.fips.get(&s.name)) else {
+                continue;
+            };
+            let Some(pool) = inner.pools.get(&fip.pool) else {
+                continue;
+            };
+            per_node
+                .entry(node.clone())
+                .or_default()
+                .push(FloatingIpAssignment {
+                    name: s.name.clone(),
+                    address: s.address.to_string(),
+                    interface: pool.interface.clone(),
+                    epoch: s.epoch,
+                });
+        }
+        for (name, n) in &mut inner.nodes {
+            let Some(session) = n.session.as_mut() else {
+                continue;
+            };
+            let want = per_node.remove(name).unwrap_or_default();
+            if session.sent.as_ref() == Some(&want) {
+                continue;
+            }
+            let msg = CoordinatorMessage {
+                msg: Some(coordinator_message::Msg::Assignments(Assignments {
+                    floating_ips: want.clone(),
+                    volumes: Vec::new(),
+                })),
+            };
+            match session.tx.try_send(Ok(msg)) {
+                Ok(()) => session.sent = Some(want),
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::warn!(node = %name, "session outbox full; assignments retried");
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => n.session = None,
+            }
+        }
+    }
+
+    fn next_due(&self, inner: &Inner, now: Instant) -> Option<Instant> {
+        let hold = self.timing.lease + self.timing.margin;
+        let mut due: Option<Instant> = None;
+        let mut consider = |t: Instant| {
+            if t > now {
+                due = Some(due.map_or(t, |d| d.min(t)));
+            }
+        };
+        if let Some(l) = inner.leader_since {
+            consider(l + hold);
+        }
+        for s in inner.states.values() {
+            if let Some(g) = s
+                .node
+                .as_ref()
+                .and_then(|n| inner.nodes.get(n))
+                .and_then(|n| n.last_grant)
+            {
+                consider(g + hold);
+            }
+        }
+        for n in inner.nodes.values() {
+            if let Some(g) = n.last_grant {
+                consider(g + self.timing.lease);
+            }
+        }
+        for (_, until) in &inner.released {
+            consider(*until);
+        }
+        due
+    }
+
+    /// Becomes leader (or stays), or steps down. Returns whether it leads.
+    async fn lead(&self) -> bool {
+        let ok = match self.store.lead(&self.id, self.timing.leadership).await {
+            Ok(ok) => ok,
+            Err(e) => {
+                tracing::warn!("leader election: {e}");
+                false
+            }
+        };
+        let mut inner = self.lock();
+        match (ok, inner.leader_since.is_some()) {
+            (true, false) => {
+                inner.leader_since = Some(Instant::now());
+                tracing::info!(id = %self.id, "leading");
+            }
+            (false, true) => {
+                inner.leader_since = None;
+                for n in inner.nodes.values_mut() {
+                    n.session = None;
+                    n.last_grant = None;
+                }
+                tracing::warn!(id = %self.id, "lost the leadership; sessions closed");
+            }
+            _ => {}
+        }
+        ok
+    }
+
+    /// Runs forever: leader election, reloads from the store, decision passes on changes,
+    /// at lease ends, and every second.
+    pub async fn run(self: Arc<Self>) {
+        let mut last_lead = Instant::now() - self.timing.leadership;
+        let mut last_reload = Instant::now() - Duration::from_secs(3600);
+        let mut leading = false;
+        loop {
+            if last_lead.elapsed() >= self.timing.leadership / 3 {
+                last_lead = Instant::now();
+                let now_leading = self.lead().await;
+                if now_leading && !leading {
+                    last_reload = Instant::now() - Duration::from_secs(3600);
+                }
+                leading = now_leading;
+            }
+            let mut due = None;
+            if leading {
+                if last_reload.elapsed() >= Duration::from_secs(2) {
+                    last_reload = Instant::now();
+                    if let Err(e) = self.reload().await {
+                        tracing::warn!("reading the store: {e}");
+                    }
+                }
+                due = self.tick().await;
+            }
+            let cap = Instant::now() + Duration::from_secs(1);
+            let until = due.map_or(cap, |d| d.min(cap));
+            tokio::select! {
+                () = self.kick.notified() => {}
+                () = tokio::time::sleep_until(until) => {}
+            }
+        }
+    }
+
+    /// The nodes, for the status page.
+    pub fn nodes(&self) -> Vec<NodeView> {
+        let inner = self.lock();
+        let now = Instant::now();
+        inner
+            .nodes
+            .iter()
+            .map(|(name, n)| NodeView {
+                name: name.clone(),
+                connected: n.session.is_some(),
+                healthy: n.healthy,
+                lease_valid: self.owner_alive(&inner, name, now),
+                floating_ips: inner
+                    .states
+                    .values()
+                    .filter(|s| s.node.as_deref() == Some(name.as_str()))
+                    .count(),
+                version: n.version.clone(),
+            })
+            .collect()
+    }
+
+    /// The floating IPs' states, for the status page.
+    pub fn floating_ips(&self) -> Vec<FloatingIpState> {
+        self.lock().states.values().cloned().collect()
+    }
+}
+
+fn ms(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}

@@ -1,0 +1,106 @@
+//! Assembling the coordinator role's agent API: the store, the config, the engine and the
+//! gRPC server.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::engine::{Engine, Timing};
+use super::server::{self, TlsFiles};
+use crate::cli::{LeaseArgs, TlsArgs};
+use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
+use crate::UsageError;
+
+/// The lease timings from flags, checked.
+pub fn timing(args: &LeaseArgs) -> Result<Timing, UsageError> {
+    let t = Timing {
+        report_interval: Duration::from_millis(args.report_interval_ms),
+        lease: Duration::from_millis(args.lease_ms),
+        margin: Duration::from_millis(args.lease_margin_ms),
+        ..Timing::default()
+    };
+    if t.report_interval.is_zero() || t.lease < t.report_interval * 2 {
+        return Err(UsageError(format!(
+            "--lease-ms ({}) must be at least twice --report-interval-ms ({}), which must be > 0",
+            args.lease_ms, args.report_interval_ms
+        )));
+    }
+    Ok(t)
+}
+
+/// Opens the store named by `--store`.
+pub async fn open_store(
+    spec: Option<&str>,
+    state_dir: &Path,
+    namespace: &str,
+) -> anyhow::Result<Arc<dyn Store>> {
+    let default = format!("sqlite:{}", state_dir.join("coordinator.db").display());
+    let spec = spec.unwrap_or(&default);
+    if let Some(path) = spec.strip_prefix("sqlite:") {
+        let store = SqliteStore::open(PathBuf::from(path))
+            .await
+            .with_context(|| format!("opening {spec}"))?;
+        return Ok(Arc::new(store));
+    }
+    if spec == "kubernetes" {
+        let _ = namespace;
+        return Err(UsageError("--store kubernetes is not wired yet".into()).into());
+    }
+    Err(UsageError(format!("--store {spec}: expected sqlite:PATH or kubernetes")).into())
+}
+
+/// Makes the store's pools and floating IPs exactly those of the config file.
+pub async fn apply_config(store: &dyn Store, path: &Path) -> anyhow::Result<()> {
+    let config = super::config::load(path).map_err(|e| UsageError(e.to_string()))?;
+    for p in store.pools().await? {
+        if !config.pools.iter().any(|c| c.name == p.name) {
+            store.delete_pool(&p.name).await?;
+        }
+    }
+    for f in store.floating_ips().await? {
+        if !config.floating_ips.iter().any(|c| c.name == f.name) {
+            store.delete_floating_ip(&f.name).await?;
+        }
+    }
+    for p in &config.pools {
+        store.put_pool(p).await?;
+    }
+    for f in &config.floating_ips {
+        store.put_floating_ip(f).await?;
+    }
+    tracing::info!(file = %path.display(), pools = config.pools.len(),
+        floating_ips = config.floating_ips.len(), "coordinator config applied");
+    Ok(())
+}
+
+/// Starts the engine and, with `listen`, the agent API. Returns the engine.
+pub async fn start(
+    store: Arc<dyn Store>,
+    timing: Timing,
+    id: &str,
+    listen: Option<std::net::SocketAddr>,
+    tls: &TlsArgs,
+) -> anyhow::Result<(Arc<Engine>, Option<std::net::SocketAddr>)> {
+    let tls = tls.files()?.map(|(ca_file, cert_file, key_file)| TlsFiles {
+        ca_file,
+        cert_file,
+        key_file,
+    });
+    let engine = Engine::new(store, timing, id);
+    tokio::spawn(Arc::clone(&engine).run());
+    let mut bound = None;
+    if let Some(addr) = listen {
+        let listener = server::bind(addr, tls.is_some()).await?;
+        bound = Some(listener.local_addr()?);
+        let e = Arc::clone(&engine);
+        tokio::spawn(async move {
+            if let Err(err) = server::serve(e, listener, tls).await {
+                tracing::error!("{err}");
+            }
+        });
+    }
+    Ok((engine, bound))
+}

@@ -1,0 +1,190 @@
+//! The agent API over gRPC: one `Session` stream per node. Under mTLS the node name in the
+//! Hello must be one of the client certificate's names (DNS subjectAltNames or the subject
+//! CN); plaintext is served only on a loopback address (`hearth dev`, tests).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_util::Stream;
+use hearth_proto::hearth::v1::coordinator_server::{Coordinator, CoordinatorServer};
+use hearth_proto::hearth::v1::{node_message, CoordinatorMessage, NodeMessage};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::engine::Engine;
+
+/// How many messages may wait for a slow node before assignments are retried.
+const OUTBOX: usize = 256;
+
+/// The coordinator's TLS files.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// CA that signs node certificates.
+    pub ca_file: PathBuf,
+    /// The coordinator's certificate.
+    pub cert_file: PathBuf,
+    /// The coordinator's key.
+    pub key_file: PathBuf,
+}
+
+/// Errors of starting the agent API.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Flags or files are unusable.
+    #[error("{0}")]
+    Config(String),
+    /// Serving failed.
+    #[error("agent API: {0}")]
+    Serve(String),
+}
+
+/// The gRPC service.
+#[derive(Debug, Clone)]
+pub struct AgentApi {
+    engine: Arc<Engine>,
+}
+
+impl AgentApi {
+    /// The service over `engine`.
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self { engine }
+    }
+}
+
+/// Whether a DER certificate names `node` (a DNS SAN, or the CN when it has no DNS SAN).
+pub fn cert_names_node(der: &[u8], node: &str) -> bool {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return false;
+    };
+    let mut dns = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for n in &san.value.general_names {
+            if let x509_parser::extensions::GeneralName::DNSName(d) = n {
+                dns.push((*d).to_owned());
+            }
+        }
+    }
+    if dns.is_empty() {
+        return cert
+            .subject()
+            .iter_common_name()
+            .any(|cn| cn.as_str().is_ok_and(|c| c == node));
+    }
+    dns.iter().any(|d| d == node)
+}
+
+fn valid_node_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && !name.starts_with(['-', '.'])
+        && !name.ends_with(['-', '.'])
+}
+
+type SessionStream = Pin<Box<dyn Stream<Item = Result<CoordinatorMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Coordinator for AgentApi {
+    type SessionStream = SessionStream;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<NodeMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let certs = request.peer_certs();
+        let mut inbound = request.into_inner();
+        let hello = match inbound.message().await? {
+            Some(NodeMessage {
+                msg: Some(node_message::Msg::Hello(h)),
+            }) => h,
+            _ => return Err(Status::invalid_argument("a session starts with a Hello")),
+        };
+        if !valid_node_name(&hello.node_name) {
+            return Err(Status::invalid_argument(format!(
+                "node name {:?} is not a valid Kubernetes node name",
+                hello.node_name
+            )));
+        }
+        if let Some(certs) = certs {
+            let ok = certs
+                .first()
+                .is_some_and(|c| cert_names_node(c.as_ref(), &hello.node_name));
+            if !ok {
+                return Err(Status::permission_denied(format!(
+                    "the client certificate does not name node {:?}",
+                    hello.node_name
+                )));
+            }
+        }
+        let (tx, rx) = mpsc::channel(OUTBOX);
+        let session = self.engine.hello(&hello, tx)?;
+        let engine = Arc::clone(&self.engine);
+        let node = hello.node_name.clone();
+        tokio::spawn(async move {
+            loop {
+                match inbound.message().await {
+                    Ok(Some(NodeMessage {
+                        msg: Some(node_message::Msg::Report(r)),
+                    })) => engine.report(&node, session, &r),
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::debug!(%node, "session stream: {e}");
+                        break;
+                    }
+                }
+            }
+            engine.bye(&node, session);
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Binds the agent API's listener. Plaintext (`tls == false`) only on a loopback address.
+pub async fn bind(listen: SocketAddr, tls: bool) -> Result<tokio::net::TcpListener, ServerError> {
+    if !tls && !listen.ip().is_loopback() {
+        return Err(ServerError::Config(format!(
+            "--listen {listen}: plaintext is allowed only on a loopback address; \
+             give --tls-cert-file, --tls-key-file and --tls-ca-file"
+        )));
+    }
+    tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| ServerError::Serve(format!("binding {listen}: {e}")))
+}
+
+/// Serves the agent API on `listener` until the process ends.
+pub async fn serve(
+    engine: Arc<Engine>,
+    listener: tokio::net::TcpListener,
+    tls: Option<TlsFiles>,
+) -> Result<(), ServerError> {
+    let mut builder = Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(5)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(5)));
+    if let Some(t) = &tls {
+        let read = |p: &PathBuf| {
+            std::fs::read(p).map_err(|e| ServerError::Config(format!("{}: {e}", p.display())))
+        };
+        let config = ServerTlsConfig::new()
+            .identity(Identity::from_pem(read(&t.cert_file)?, read(&t.key_file)?))
+            .client_ca_root(Certificate::from_pem(read(&t.ca_file)?));
+        builder = builder
+            .tls_config(config)
+            .map_err(|e| ServerError::Config(format!("TLS: {e}")))?;
+    }
+    let addr = listener.local_addr().map_err(|e| ServerError::Serve(e.to_string()))?;
+    tracing::info!(listen = %addr, tls = tls.is_some(), "agent API listening");
+    builder
+        .add_service(CoordinatorServer::new(AgentApi::new(engine)))
+        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+        .await
+        .map_err(|e| ServerError::Serve(e.to_string()))
+}

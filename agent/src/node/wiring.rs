@@ -1,0 +1,81 @@
+//! Starting the node's coordinator session: the lease holder with its own announcer and
+//! fence guard, and the session task.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use super::fence::FenceGuard;
+use super::lease::{self, LeaseHolder};
+use super::session::{self, ReportSource, SessionConfig, SessionStatus, TlsFiles};
+use crate::cli::TlsArgs;
+use crate::net::announce::{Announcer, PacketSocket, Schedule};
+use crate::net::netlink::RtNetlink;
+use crate::UsageError;
+
+/// The running session's handles, for the status page.
+#[derive(Debug, Clone)]
+pub struct SessionHandles {
+    /// What the node holds.
+    pub holder: Arc<LeaseHolder>,
+    /// The session's state.
+    pub status: Arc<Mutex<SessionStatus>>,
+}
+
+/// Parses `k=v` labels.
+pub fn parse_labels(items: &[String]) -> Result<BTreeMap<String, String>, UsageError> {
+    let mut labels = BTreeMap::new();
+    for item in items.iter().filter(|i| !i.trim().is_empty()) {
+        let (k, v) = item
+            .split_once('=')
+            .ok_or_else(|| UsageError(format!("--node-labels: {item:?} is not key=value")))?;
+        if k.trim().is_empty() {
+            return Err(UsageError(format!("--node-labels: {item:?} has an empty key")));
+        }
+        labels.insert(k.trim().to_owned(), v.trim().to_owned());
+    }
+    Ok(labels)
+}
+
+/// Starts the session to `url` in the background. Checks the URL and TLS flags first.
+pub fn start(
+    url: &str,
+    node_name: &str,
+    labels: BTreeMap<String, String>,
+    tls: &TlsArgs,
+    source: Arc<dyn ReportSource>,
+) -> anyhow::Result<SessionHandles> {
+    let tls = tls.files()?.map(|(ca_file, cert_file, key_file)| TlsFiles {
+        ca_file,
+        cert_file,
+        key_file,
+    });
+    session::endpoint(url, tls.as_ref()).map_err(|e| UsageError(e.to_string()))?;
+    let config = SessionConfig {
+        url: url.to_owned(),
+        node_name: node_name.to_owned(),
+        labels,
+        tls,
+    };
+    let holder = Arc::new(LeaseHolder::default());
+    let announcer = Announcer::leased(
+        Arc::new(RtNetlink::open()?),
+        Arc::new(PacketSocket::open()?),
+        Schedule::default(),
+    );
+    let guard = match FenceGuard::spawn() {
+        Ok(g) => Some(g),
+        Err(e) => {
+            tracing::error!("starting the fence guard: {e}; floating IPs are fenced by the agent alone");
+            None
+        }
+    };
+    tokio::spawn(lease::run(Arc::clone(&holder), announcer, guard));
+    let status = Arc::new(Mutex::new(SessionStatus::default()));
+    let (h, s) = (Arc::clone(&holder), Arc::clone(&status));
+    tokio::spawn(async move {
+        if let Err(e) = session::run(config, h, source, s).await {
+            tracing::error!("coordinator session stopped: {e}");
+        }
+    });
+    Ok(SessionHandles { holder, status })
+}

@@ -1,0 +1,272 @@
+//! The coordinator failover lab: a coordinator, three node agents and a client on one [`Lan`],
+//! each in its own namespace, talking over mTLS with a throwaway PKI. Processes are killed by
+//! PID only; namespaces and files go away on drop.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use super::{Lan, NetNs};
+
+/// The coordinator's address on the LAN.
+pub const COORDINATOR_IP: &str = "10.9.0.1";
+/// The client's address.
+pub const CLIENT_IP: &str = "10.9.0.100";
+const PORT: u16 = 9811;
+
+/// Node `i`'s (0-based) address.
+pub fn node_ip(i: usize) -> String {
+    format!("10.9.0.{}", 11 + i)
+}
+
+/// Node `i`'s name.
+pub fn node_name(i: usize) -> String {
+    format!("node-{}", char::from(b'a' + u8::try_from(i).unwrap_or(0)))
+}
+
+fn write_pki(dir: &Path, nodes: usize) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).expect("CA cert");
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("write CA");
+    let issue = |names: Vec<String>, stem: &str| {
+        let key = KeyPair::generate().expect("key");
+        let params = CertificateParams::new(names).expect("params");
+        let cert = params
+            .signed_by(&key, &ca_cert, &ca_key)
+            .expect("signing");
+        std::fs::write(dir.join(format!("{stem}.pem")), cert.pem()).expect("write cert");
+        std::fs::write(dir.join(format!("{stem}.key")), key.serialize_pem()).expect("write key");
+    };
+    issue(
+        vec![COORDINATOR_IP.to_owned(), "coordinator".to_owned()],
+        "coordinator",
+    );
+    for i in 0..nodes {
+        issue(vec![node_name(i)], &node_name(i));
+    }
+}
+
+/// The lab. `lan.hosts`: `[coordinator, node-a, node-b, node-c, client]`.
+#[derive(Debug)]
+pub struct FailoverLab {
+    /// The namespaces.
+    pub lan: Lan,
+    /// Files: PKI, config, state dirs, logs.
+    pub dir: tempfile::TempDir,
+    coordinator: Option<Child>,
+    agents: Vec<Option<Child>>,
+    restarts: usize,
+}
+
+impl FailoverLab {
+    /// Builds the namespaces and PKI and writes `config` as the coordinator config; starts
+    /// nothing.
+    pub fn new(tag: &str, nodes: usize, config: &str) -> Self {
+        let mut addrs = vec![format!("{COORDINATOR_IP}/16")];
+        addrs.extend((0..nodes).map(|i| format!("{}/16", node_ip(i))));
+        addrs.push(format!("{CLIENT_IP}/16"));
+        let refs: Vec<Option<&str>> = addrs.iter().map(|a| Some(a.as_str())).collect();
+        let lan = Lan::new(tag, &refs);
+        let dir = tempfile::tempdir().expect("temp dir");
+        write_pki(dir.path(), nodes);
+        std::fs::write(dir.path().join("coordinator.yaml"), config).expect("config");
+        Self {
+            lan,
+            dir,
+            coordinator: None,
+            agents: (0..nodes).map(|_| None).collect(),
+            restarts: 0,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn path_str(&self, name: &str) -> String {
+        self.path(name).display().to_string()
+    }
+
+    /// The client namespace.
+    pub fn client(&self) -> &NetNs {
+        self.lan.hosts.last().expect("client host")
+    }
+
+    /// Node `i`'s namespace.
+    pub fn node(&self, i: usize) -> &NetNs {
+        &self.lan.hosts[i + 1]
+    }
+
+    /// Starts (or restarts) the coordinator on the same database.
+    pub fn start_coordinator(&mut self) {
+        assert!(self.coordinator.is_none(), "coordinator already running");
+        let state = self.path("coordinator");
+        std::fs::create_dir_all(&state).expect("state dir");
+        let listen = format!("{COORDINATOR_IP}:{PORT}");
+        let sock = format!("unix://{}", state.join("csi.sock").display());
+        let args = [
+            "coordinator",
+            "--csi-endpoint",
+            &sock,
+            "--state-dir",
+            &state.display().to_string(),
+            "--listen",
+            &listen,
+            "--config",
+            &self.path_str("coordinator.yaml"),
+            "--tls-ca-file",
+            &self.path_str("ca.pem"),
+            "--tls-cert-file",
+            &self.path_str("coordinator.pem"),
+            "--tls-key-file",
+            &self.path_str("coordinator.key"),
+        ];
+        self.restarts += 1;
+        let log = self.path(&format!("coordinator-{}.log", self.restarts));
+        let _ = std::fs::remove_file(state.join("csi.sock"));
+        self.coordinator = Some(self.lan.hosts[0].spawn_hearth(&args, &log));
+    }
+
+    /// Kills the coordinator with SIGKILL.
+    pub fn kill_coordinator(&mut self) {
+        if let Some(mut c) = self.coordinator.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts node agent `i`.
+    pub fn start_agent(&mut self, i: usize) {
+        assert!(self.agents[i].is_none(), "agent {i} already running");
+        let name = node_name(i);
+        let state = self.path(&name);
+        std::fs::create_dir_all(state.join("kubelet")).expect("state dir");
+        let _ = std::fs::remove_file(state.join("csi.sock"));
+        let url = format!("https://{COORDINATOR_IP}:{PORT}");
+        let sock = format!("unix://{}", state.join("csi.sock").display());
+        let args = [
+            "node",
+            "--node-name",
+            &name,
+            "--csi-endpoint",
+            &sock,
+            "--state-dir",
+            &state.display().to_string(),
+            "--kubelet-dir",
+            &state.join("kubelet").display().to_string(),
+            "--coordinator",
+            &url,
+            "--tls-ca-file",
+            &self.path_str("ca.pem"),
+            "--tls-cert-file",
+            &self.path_str(&format!("{name}.pem")),
+            "--tls-key-file",
+            &self.path_str(&format!("{name}.key")),
+        ];
+        let log = self.path(&format!("{name}.log"));
+        self.agents[i] = Some(self.node(i).spawn_hearth(&args, &log));
+    }
+
+    /// Kills node agent `i` with SIGKILL (its fence guard sees the pipe close).
+    pub fn kill_agent(&mut self, i: usize) {
+        if let Some(mut c) = self.agents[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Cuts node `i` off the coordinator (blackhole routes both ways); the client still
+    /// reaches it.
+    pub fn partition(&self, i: usize) {
+        self.node(i)
+            .ip(&["route", "add", "blackhole", &format!("{COORDINATOR_IP}/32")]);
+        self.lan.hosts[0].ip(&["route", "add", "blackhole", &format!("{}/32", node_ip(i))]);
+    }
+
+    /// Undoes [`FailoverLab::partition`].
+    pub fn heal(&self, i: usize) {
+        self.node(i)
+            .ip(&["route", "del", "blackhole", &format!("{COORDINATOR_IP}/32")]);
+        self.lan.hosts[0].ip(&["route", "del", "blackhole", &format!("{}/32", node_ip(i))]);
+    }
+
+    /// The leased (protocol 0x4a) addresses each node holds now, by node index.
+    pub fn held(&self) -> Vec<Vec<String>> {
+        (0..self.agents.len())
+            .map(|i| {
+                self.node(i)
+                    .ip(&["-4", "-o", "addr", "show", "dev", "eth0"])
+                    .lines()
+                    .filter_map(|l| {
+                        let a = l.split(" inet ").nth(1)?.split(' ').next()?;
+                        a.ends_with("/32").then(|| a.trim_end_matches("/32").to_owned())
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The nodes that hold `ip` now.
+    pub fn holders(&self, ip: &str) -> Vec<usize> {
+        self.held()
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.iter().any(|a| a == ip))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Node `i`'s eth0 MAC.
+    pub fn mac(&self, i: usize) -> [u8; 6] {
+        let out = self.node(i).ip(&["-o", "link", "show", "eth0"]);
+        let text = out
+            .split("link/ether ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .expect("MAC");
+        let mut mac = [0u8; 6];
+        for (k, p) in text.split(':').enumerate().take(6) {
+            mac[k] = u8::from_str_radix(p, 16).expect("hex");
+        }
+        mac
+    }
+
+    /// The client's address.
+    pub fn client_ip() -> Ipv4Addr {
+        CLIENT_IP.parse().expect("client IP")
+    }
+
+    /// A log's text (for failure messages).
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(&format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// Polls `f` every 5 ms until it returns `Some` or `timeout` passes.
+    pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = f() {
+                return Some(v);
+            }
+            if start.elapsed() > timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for FailoverLab {
+    fn drop(&mut self) {
+        for i in 0..self.agents.len() {
+            self.kill_agent(i);
+        }
+        self.kill_coordinator();
+        // Let each fence guard see its pipe close and exit before the namespaces go.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
