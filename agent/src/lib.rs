@@ -35,6 +35,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 
 /// Runs a parsed command to completion.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Crds = cli.command {
+        return print_crds();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(64)
@@ -49,6 +52,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Csi(args) => csi_cmd::run(args).await,
             Command::Net(args) => net::cmd::run(args).await,
             Command::Status(args) => Ok(status_cmd::run(args).await?),
+            Command::Crds => print_crds(),
         }
     })
+}
+
+/// `hearth crds`: every CRD, sorted by name, each document starting with `---`.
+fn print_crds() -> anyhow::Result<()> {
+    use std::io::Write;
+    let yaml = store::kube::crds_yaml()?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(yaml.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
 }
