@@ -46,6 +46,8 @@ pub enum Command {
     Status(crate::status_cmd::StatusArgs),
     /// Node networking: apply a node network file, or keep a namespace converged to it.
     Net(crate::net::cmd::NetArgs),
+    /// Print Hearth's CustomResourceDefinitions as one multi-document YAML stream.
+    Crds,
     /// Internal: the node's fence guard (removes leased floating IPs when the agent dies).
     #[command(hide = true)]
     FenceGuard,
@@ -231,4 +233,18 @@ pub struct CoordinatorArgs {
     /// The node whose loopfile images this coordinator manages (the volumes' topology).
     #[arg(long, env = "HEARTH_NODE_NAME")]
     pub node_name: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn crds_takes_no_arguments() {
+        let cli = Cli::try_parse_from(["hearth", "crds"]).unwrap();
+        assert!(matches!(cli.command, Command::Crds));
+        assert!(Cli::try_parse_from(["hearth", "crds", "extra"]).is_err());
+    }
 }

@@ -36,8 +36,10 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 
 /// Runs a parsed command to completion.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Command::FenceGuard = cli.command {
-        return node::fence::run_guard();
+    match cli.command {
+        Command::FenceGuard => return node::fence::run_guard(),
+        Command::Crds => return print_crds(),
+        _ => {}
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -53,7 +55,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Csi(args) => csi_cmd::run(args).await,
             Command::Net(args) => net::cmd::run(args).await,
             Command::Status(args) => Ok(status_cmd::run(args).await?),
-            Command::FenceGuard => Ok(()),
+            Command::FenceGuard | Command::Crds => Ok(()),
         }
     })
+}
+
+/// `hearth crds`: every CRD, sorted by name, each document starting with `---`.
+fn print_crds() -> anyhow::Result<()> {
+    use std::io::Write;
+    let yaml = store::kube::crds_yaml()?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(yaml.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
 }

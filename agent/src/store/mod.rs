@@ -1,13 +1,25 @@
 //! The coordinator's durable state behind one trait, [`Store`], with two implementations:
 //! SQLite (the embedded default) and Kubernetes (CRDs, and a Lease for leader election).
+//! Both pass one contract suite (`contract_tests.rs`). This module owns the coordinator's
+//! records and how they persist; it must not decide placement or allocation (that is the
+//! coordinator's job) and never touches the node.
 
+#[cfg(test)]
+mod contract_tests;
+#[cfg(test)]
+mod fake_apiserver;
+pub mod kube;
 pub mod model;
+pub mod sqlite;
+mod validate;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use self::kube::KubeStore;
 pub use model::{FloatingIp, FloatingIpPool, FloatingIpState, VolumeRecord};
+pub use sqlite::SqliteStore;
 
 /// Errors of a store.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +39,9 @@ pub enum StoreError {
 }
 
 /// The coordinator's durable state. Every write is atomic; readers never see half a change.
+///
+/// Names of pools and floating IPs must be DNS-1123 subdomains in both stores (they are object
+/// names on Kubernetes), so a configuration moves between the stores unchanged.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Every pool.
@@ -47,7 +62,8 @@ pub trait Store: Send + Sync + 'static {
     async fn floating_ip_states(&self) -> Result<Vec<FloatingIpState>, StoreError>;
     /// Writes `state` if the stored state's epoch is `expected_epoch` (0: no state stored yet).
     /// `Conflict` if it is not, or if another floating IP holds `state.address`; `NotFound` if
-    /// the floating IP is not declared.
+    /// the floating IP is not declared. `Invalid` unless `state.epoch > expected_epoch`: an
+    /// epoch that does not grow would let two writers that read the same epoch both win.
     async fn swap_floating_ip_state(
         &self,
         expected_epoch: u64,

@@ -1,0 +1,336 @@
+//! [`KubeStore`]: the coordinator's state as custom resources (see [`crd`]) and leadership as
+//! a `coordination.k8s.io/v1` Lease (see [`lease`]).
+//!
+//! Each write is one apiserver request, atomic per object. A floating IP's state is its
+//! object's status, replaced with the resourceVersion it was read with (a 409 is a lost
+//! compare-and-swap). Address uniqueness across floating IPs is checked by listing before the
+//! write; it is sound under the single writer that the Lease elects, not against two writers.
+//! This module owns the `hearth.io` objects and the one Lease it is given; it touches nothing
+//! else in the cluster.
+
+pub mod crd;
+mod lease;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::{Api, DeleteParams, ListParams, PostParams, Preconditions};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use crd::{
+    crds, crds_yaml, volume_object_name, FloatingIP, FloatingIPPool, FloatingIpStatus, HearthVolume,
+};
+
+use super::{
+    validate, FloatingIp, FloatingIpPool, FloatingIpState, Store, StoreError, VolumeRecord,
+};
+
+/// How many times a create-or-replace retries after losing a race (409).
+const UPSERT_ATTEMPTS: usize = 5;
+
+/// The time source of lease expiry; tests inject their own.
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// The Kubernetes store.
+#[derive(Clone)]
+pub struct KubeStore {
+    pools: Api<FloatingIPPool>,
+    fips: Api<FloatingIP>,
+    volumes: Api<HearthVolume>,
+    leases: Api<Lease>,
+    lease_name: String,
+    clock: Clock,
+}
+
+impl fmt::Debug for KubeStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KubeStore")
+            .field("lease_name", &self.lease_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A kube error at `step`: 404 is NotFound, 409 Conflict, 400 and 422 Invalid.
+pub(super) fn kube_err(step: &str, err: kube::Error) -> StoreError {
+    match &err {
+        kube::Error::Api(status) => match status.code {
+            404 => StoreError::NotFound(format!("{step}: {}", status.message)),
+            409 => StoreError::Conflict(format!("{step}: {}", status.message)),
+            400 | 422 => StoreError::Invalid(format!("{step}: {}", status.message)),
+            _ => StoreError::Backend(format!("{step}: {err}")),
+        },
+        _ => StoreError::Backend(format!("{step}: {err}")),
+    }
+}
+
+fn is_status(err: &kube::Error, code: u16) -> bool {
+    matches!(err, kube::Error::Api(status) if status.code == code)
+}
+
+impl KubeStore {
+    /// A store over `client`; leadership is the Lease `lease_name` in `lease_namespace`.
+    pub fn new(client: Client, lease_namespace: &str, lease_name: &str) -> Self {
+        Self {
+            pools: Api::all(client.clone()),
+            fips: Api::all(client.clone()),
+            volumes: Api::all(client.clone()),
+            leases: Api::namespaced(client, lease_namespace),
+            lease_name: lease_name.to_owned(),
+            clock: Arc::new(SystemTime::now),
+        }
+    }
+
+    /// A store over the in-cluster or kubeconfig client.
+    pub async fn connect(lease_namespace: &str, lease_name: &str) -> Result<Self, StoreError> {
+        let client = Client::try_default()
+            .await
+            .map_err(|e| StoreError::Backend(format!("kubernetes client: {e}")))?;
+        Ok(Self::new(client, lease_namespace, lease_name))
+    }
+
+    /// Replaces the clock that lease expiry is judged by.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+/// Creates `desired`, or replaces the object of that name with `desired`'s spec, carrying the
+/// read resourceVersion and keeping the status. `check` may refuse the existing object.
+async fn upsert<K>(
+    api: &Api<K>,
+    what: &str,
+    desired: K,
+    check: impl Fn(&K) -> Result<(), StoreError>,
+) -> Result<(), StoreError>
+where
+    K: Resource + Clone + fmt::Debug + Serialize + DeserializeOwned,
+    K: kube::core::object::HasSpec,
+    K::Spec: Clone,
+{
+    let name = desired.name_any();
+    let step = |op: &str| format!("{op} {what} {name}");
+    for _ in 0..UPSERT_ATTEMPTS {
+        let result = match api
+            .get_opt(&name)
+            .await
+            .map_err(|e| kube_err(&step("get"), e))?
+        {
+            None => api.create(&PostParams::default(), &desired).await.map(drop),
+            Some(mut existing) => {
+                check(&existing)?;
+                *existing.spec_mut() = desired.spec().clone();
+                api.replace(&name, &PostParams::default(), &existing)
+                    .await
+                    .map(drop)
+            }
+        };
+        match result {
+            Ok(()) => return Ok(()),
+            Err(e) if is_status(&e, 409) => continue,
+            Err(e) => return Err(kube_err(&step("write"), e)),
+        }
+    }
+    Err(StoreError::Conflict(format!(
+        "{}: lost {UPSERT_ATTEMPTS} races in a row",
+        step("write")
+    )))
+}
+
+/// Deletes `name`; absent is fine.
+async fn delete<K>(
+    api: &Api<K>,
+    what: &str,
+    name: &str,
+    dp: &DeleteParams,
+) -> Result<(), StoreError>
+where
+    K: Resource + Clone + fmt::Debug + DeserializeOwned,
+{
+    match api.delete(name, dp).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_status(&e, 404) => Ok(()),
+        Err(e) => Err(kube_err(&format!("delete {what} {name}"), e)),
+    }
+}
+
+#[async_trait]
+impl Store for KubeStore {
+    async fn pools(&self) -> Result<Vec<FloatingIpPool>, StoreError> {
+        let list = self
+            .pools
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| kube_err("list pools", e))?;
+        Ok(list.items.iter().map(FloatingIPPool::to_record).collect())
+    }
+
+    async fn put_pool(&self, pool: &FloatingIpPool) -> Result<(), StoreError> {
+        validate::pool(pool)?;
+        upsert(
+            &self.pools,
+            "pool",
+            FloatingIPPool::from_record(pool),
+            |_| Ok(()),
+        )
+        .await
+    }
+
+    async fn delete_pool(&self, name: &str) -> Result<(), StoreError> {
+        validate::pool_name(name)?;
+        delete(&self.pools, "pool", name, &DeleteParams::default()).await
+    }
+
+    async fn floating_ips(&self) -> Result<Vec<FloatingIp>, StoreError> {
+        let list = self
+            .fips
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| kube_err("list floating IPs", e))?;
+        Ok(list.items.iter().map(FloatingIP::to_record).collect())
+    }
+
+    async fn put_floating_ip(&self, fip: &FloatingIp) -> Result<(), StoreError> {
+        validate::floating_ip(fip)?;
+        upsert(
+            &self.fips,
+            "floating IP",
+            FloatingIP::from_record(fip),
+            |_| Ok(()),
+        )
+        .await
+    }
+
+    async fn delete_floating_ip(&self, name: &str) -> Result<(), StoreError> {
+        validate::floating_ip_name(name)?;
+        delete(&self.fips, "floating IP", name, &DeleteParams::default()).await
+    }
+
+    async fn floating_ip_states(&self) -> Result<Vec<FloatingIpState>, StoreError> {
+        let list = self
+            .fips
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| kube_err("list floating IPs", e))?;
+        Ok(list.items.iter().filter_map(FloatingIP::to_state).collect())
+    }
+
+    async fn swap_floating_ip_state(
+        &self,
+        expected_epoch: u64,
+        state: &FloatingIpState,
+    ) -> Result<(), StoreError> {
+        validate::state(expected_epoch, state)?;
+        let name = &state.name;
+        let step = |op: &str| format!("{op} floating IP {name}");
+        let Some(mut fip) = self
+            .fips
+            .get_opt(name)
+            .await
+            .map_err(|e| kube_err(&step("get"), e))?
+        else {
+            return Err(StoreError::NotFound(format!("floating IP {name}")));
+        };
+        let current = fip.status.as_ref().map_or(0, |s| s.epoch);
+        if current != expected_epoch {
+            return Err(StoreError::Conflict(format!(
+                "floating IP {name}: epoch is {current}, expected {expected_epoch}"
+            )));
+        }
+        let all = self
+            .fips
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| kube_err(&step("list for"), e))?;
+        let holder = all.items.iter().find(|other| {
+            other.name_any() != *name
+                && other
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.address == state.address)
+        });
+        if let Some(holder) = holder {
+            return Err(StoreError::Conflict(format!(
+                "floating IP {name}: address {} is held by floating IP {}",
+                state.address,
+                holder.name_any()
+            )));
+        }
+        fip.status = Some(FloatingIpStatus {
+            address: state.address,
+            node: state.node.clone(),
+            epoch: state.epoch,
+        });
+        // `fip` carries the resourceVersion it was read with: a 409 means someone wrote since.
+        self.fips
+            .replace_status(name, &PostParams::default(), &fip)
+            .await
+            .map(drop)
+            .map_err(|e| kube_err(&step("replace status of"), e))
+    }
+
+    async fn volumes(&self) -> Result<Vec<VolumeRecord>, StoreError> {
+        let list = self
+            .volumes
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| kube_err("list volumes", e))?;
+        Ok(list.items.iter().map(HearthVolume::to_record).collect())
+    }
+
+    async fn put_volume(&self, volume: &VolumeRecord) -> Result<(), StoreError> {
+        validate::volume(volume)?;
+        let id = volume.id.clone();
+        upsert(
+            &self.volumes,
+            "volume",
+            HearthVolume::from_record(volume),
+            move |existing| {
+                if existing.spec.volume_id == id {
+                    Ok(())
+                } else {
+                    Err(StoreError::Conflict(format!(
+                        "volume {id}: object {} belongs to volume {}",
+                        existing.name_any(),
+                        existing.spec.volume_id
+                    )))
+                }
+            },
+        )
+        .await
+    }
+
+    async fn delete_volume(&self, id: &str) -> Result<(), StoreError> {
+        validate::volume_id(id)?;
+        let name = volume_object_name(id);
+        let existing = self
+            .volumes
+            .get_opt(&name)
+            .await
+            .map_err(|e| kube_err(&format!("get volume {id}"), e))?;
+        let Some(existing) = existing.filter(|v| v.spec.volume_id == id) else {
+            return Ok(());
+        };
+        // Delete the object that was checked, not one recreated under the name since.
+        let dp = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: existing.uid(),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        delete(&self.volumes, "volume", &name, &dp).await
+    }
+
+    async fn lead(&self, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        lease::lead(&self.leases, &self.lease_name, holder, ttl, (self.clock)()).await
+    }
+}
+
+#[cfg(test)]
+mod tests;
