@@ -1,2 +1,9 @@
 //! The coordinator role: the agent API (node sessions and leases), volume placement and
 //! floating-IP allocation and failover.
+
+pub mod assign;
+pub mod config;
+pub mod hash;
+pub mod labels;
+pub mod placement;
+pub mod pools;
