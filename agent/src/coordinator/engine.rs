@@ -23,7 +23,8 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tonic::Status;
 
-use super::decide::{self, Candidate};
+use super::assign::{assign_all, NodeView as Candidate, Orphan};
+use super::pools::{allocate, Pool};
 use crate::store::{FloatingIp, FloatingIpPool, FloatingIpState, Store, StoreError};
 
 /// The lease and report timings.
@@ -286,6 +287,7 @@ impl Engine {
             .map(|(name, n)| Candidate {
                 name: name.clone(),
                 labels: n.labels.clone(),
+                healthy: true,
             })
             .collect()
     }
@@ -296,7 +298,7 @@ impl Engine {
             return Vec::new();
         };
         let in_grace = now < leader_since + self.timing.lease + self.timing.margin;
-        let candidates = self.candidates(inner, now);
+        let nodes = self.candidates(inner, now);
         let mut owned: BTreeMap<String, usize> = BTreeMap::new();
         for s in inner.states.values() {
             if let Some(n) = &s.node {
@@ -305,25 +307,31 @@ impl Engine {
         }
         let mut taken: BTreeSet<IpAddr> = inner.states.values().map(|s| s.address).collect();
         taken.extend(inner.released.iter().map(|(a, _)| *a));
-        let mut changes = Vec::new();
+        let mut parsed: BTreeMap<&str, Option<Pool>> = BTreeMap::new();
+        // Floating IPs that need an owner: (declaration, pool, address, stored epoch, old owner).
+        let mut orphans = Vec::new();
         for fip in inner.fips.values() {
             let Some(pool) = inner.pools.get(&fip.pool) else {
                 continue;
             };
             let state = inner.states.get(&fip.name);
-            let keep = state
+            if state
                 .and_then(|s| s.node.as_deref())
-                .is_some_and(|n| self.owner_alive(inner, n, now));
-            if keep {
+                .is_some_and(|n| self.owner_alive(inner, n, now))
+            {
                 continue;
             }
             let (address, epoch) = match state {
                 Some(s) => (s.address, s.epoch),
+                None if in_grace => continue,
                 None => {
-                    if in_grace {
-                        continue;
-                    }
-                    match decide::allocate(pool, fip.address, &taken) {
+                    let entry = parsed.entry(pool.name.as_str()).or_insert_with(|| {
+                        Pool::parse(pool)
+                            .map_err(|e| tracing::warn!(pool = %pool.name, "{e}"))
+                            .ok()
+                    });
+                    let Some(p) = entry.as_ref() else { continue };
+                    match allocate(p, fip.address, &taken) {
                         Ok(a) => {
                             taken.insert(a);
                             (a, 0)
@@ -335,30 +343,42 @@ impl Engine {
                     }
                 }
             };
-            let node = decide::choose(fip, pool, &candidates, &owned);
             let old = state.and_then(|s| s.node.clone());
-            if state.is_some() && node == old {
-                continue;
-            }
-            if let Some(n) = &node {
-                *owned.entry(n.clone()).or_default() += 1;
-            }
             if let Some(o) = &old {
                 if let Some(c) = owned.get_mut(o) {
                     *c = c.saturating_sub(1);
                 }
             }
-            changes.push(Change::Swap(
-                epoch,
-                FloatingIpState {
-                    name: fip.name.clone(),
-                    address,
-                    node,
-                    epoch: epoch + 1,
-                },
-            ));
+            orphans.push((fip, pool, address, epoch, old, state.is_some()));
         }
-        changes
+        if orphans.is_empty() {
+            return Vec::new();
+        }
+        let wanted: Vec<Orphan<'_>> = orphans
+            .iter()
+            .map(|(fip, pool, ..)| Orphan {
+                name: &fip.name,
+                pool_selector: &pool.node_selector,
+                ip_selector: &fip.node_selector,
+            })
+            .collect();
+        let owners = assign_all(&wanted, &nodes, &mut owned);
+        orphans
+            .into_iter()
+            .zip(owners)
+            .filter(|((.., old, stored), node)| !*stored || node != old)
+            .map(|((fip, _, address, epoch, ..), node)| {
+                Change::Swap(
+                    epoch,
+                    FloatingIpState {
+                        name: fip.name.clone(),
+                        address,
+                        node,
+                        epoch: epoch + 1,
+                    },
+                )
+            })
+            .collect()
     }
 
     /// One decision pass: decide, write, push. Returns when the next pass is due at the

@@ -1,7 +1,12 @@
 //! The coordinator role: the agent API (node sessions and leases), volume placement and
 //! floating-IP allocation and failover.
 
-pub mod decide;
+pub mod assign;
+pub mod config;
 pub mod engine;
+pub mod hash;
+pub mod labels;
+pub mod placement;
+pub mod pools;
 pub mod role;
 pub mod server;

@@ -55,24 +55,25 @@ pub async fn open_store(
 /// Makes the store's pools and floating IPs exactly those of the config file.
 pub async fn apply_config(store: &dyn Store, path: &Path) -> anyhow::Result<()> {
     let config = super::config::load(path).map_err(|e| UsageError(e.to_string()))?;
-    for p in store.pools().await? {
-        if !config.pools.iter().any(|c| c.name == p.name) {
-            store.delete_pool(&p.name).await?;
-        }
-    }
+    let file = &config.file;
     for f in store.floating_ips().await? {
-        if !config.floating_ips.iter().any(|c| c.name == f.name) {
+        if !file.floating_ips.iter().any(|c| c.name == f.name) {
             store.delete_floating_ip(&f.name).await?;
         }
     }
-    for p in &config.pools {
+    for p in store.pools().await? {
+        if !file.floating_ip_pools.iter().any(|c| c.name == p.name) {
+            store.delete_pool(&p.name).await?;
+        }
+    }
+    for p in &file.floating_ip_pools {
         store.put_pool(p).await?;
     }
-    for f in &config.floating_ips {
+    for f in &file.floating_ips {
         store.put_floating_ip(f).await?;
     }
-    tracing::info!(file = %path.display(), pools = config.pools.len(),
-        floating_ips = config.floating_ips.len(), "coordinator config applied");
+    tracing::info!(file = %path.display(), pools = file.floating_ip_pools.len(),
+        floating_ips = file.floating_ips.len(), "coordinator config applied");
     Ok(())
 }
 
