@@ -6,20 +6,18 @@
 //! same file (a restart that overlaps the old process) never both lead. This module owns the
 //! database file and its lock file, nothing else.
 
+mod lead;
 mod schema;
 
 #[cfg(test)]
 mod crash_tests;
 
-use std::fs::{File, OpenOptions};
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg};
 use rusqlite::{
     params, Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior,
 };
@@ -31,14 +29,13 @@ use super::{
 /// The embedded store: a SQLite database file.
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
-    lead_path: PathBuf,
-    lead_lock: Arc<Mutex<Option<Flock<File>>>>,
+    lead: lead::LeadLock,
 }
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore")
-            .field("lead_path", &self.lead_path)
+            .field("lead_lock", &self.lead.path())
             .finish_non_exhaustive()
     }
 }
@@ -60,8 +57,7 @@ impl SqliteStore {
     /// and the schema brought to this binary's version.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let mut lead_path = path.clone().into_os_string();
-        lead_path.push("-lead");
+        let lead = lead::LeadLock::beside(&path);
         let conn = tokio::task::spawn_blocking(move || {
             let mut conn = Connection::open(&path)
                 .map_err(|e| sqlite_err(&format!("open {}", path.display()), e))?;
@@ -72,8 +68,7 @@ impl SqliteStore {
         .map_err(|e| StoreError::Backend(format!("sqlite open: {e}")))??;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
-            lead_path: lead_path.into(),
-            lead_lock: Arc::new(Mutex::new(None)),
+            lead,
         })
     }
 
@@ -114,9 +109,7 @@ impl SqliteStore {
     /// Releases leadership as if the process had exited.
     #[cfg(test)]
     pub(crate) fn release_lead(&self) {
-        if let Ok(mut held) = self.lead_lock.lock() {
-            *held = None;
-        }
+        self.lead.release();
     }
 }
 
@@ -321,38 +314,10 @@ impl Store for SqliteStore {
         .await
     }
 
-    /// `holder` and `ttl` do not matter here: the process that holds the lock file leads until
-    /// it exits (the kernel drops the lock with the process).
+    /// `holder` and `ttl` do not matter here: the store that holds the lock file leads until
+    /// its process exits (the kernel drops the lock with the process).
     async fn lead(&self, _holder: &str, _ttl: Duration) -> Result<bool, StoreError> {
-        let (held, path) = (Arc::clone(&self.lead_lock), self.lead_path.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut held = held
-                .lock()
-                .map_err(|_| StoreError::Backend("sqlite: lead mutex poisoned".into()))?;
-            if held.is_some() {
-                return Ok(true);
-            }
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(|e| StoreError::Backend(format!("open {}: {e}", path.display())))?;
-            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => {
-                    *held = Some(lock);
-                    Ok(true)
-                }
-                Err((_, Errno::EWOULDBLOCK)) => Ok(false),
-                Err((_, errno)) => Err(StoreError::Backend(format!(
-                    "flock {}: {errno}",
-                    path.display()
-                ))),
-            }
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("sqlite lead task: {e}")))?
+        self.lead.try_hold().await
     }
 }
 
