@@ -5,6 +5,8 @@
 //! - list_dbs and transact work over ssl (the server's name is not in its certificate);
 //! - the server refuses a client certificate from another CA;
 //! - the client refuses a server certificate from another CA, with a clear error;
+//! - certificates made by the real `ovs-pki` (CN `NAME id:UUID`, a SAN that is not a host
+//!   name) work both ways;
 //! - `hearth net apply` with `ovn.ovsdb: ssl:` and `ovsdbTLS` configures the database (root:
 //!   it runs in a throwaway namespace, next to its own ovsdb-server).
 #![allow(clippy::tests_outside_test_module)] // an integration-test file is a test-only crate
@@ -163,6 +165,62 @@ async fn the_client_refuses_a_server_of_another_ca() {
         "{text}"
     );
     eprintln!("client refusal: {text}");
+}
+
+/// Runs `ovs-pki` with its PKI and log in `dir`; its output files land in `dir`.
+fn ovs_pki(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("ovs-pki")
+        .current_dir(dir)
+        .arg(format!("--dir={}", dir.join("pki").display()))
+        .arg(format!("--log={}", dir.join("pki.log").display()))
+        .args(args)
+        .output()
+        .expect("running ovs-pki");
+    assert!(
+        out.status.success(),
+        "ovs-pki {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_of_the_real_ovs_pki_work() {
+    if !(ready("ovn_ssl") && hearth_tests::tool_or_skip("ovn_ssl", "ovs-pki")) {
+        return;
+    }
+    let mut lab = OvsLab::new();
+    let dir = lab.dir().to_owned();
+    ovs_pki(&dir, &["init"]);
+    // ovs-pki's roles: a switch certificate for the server, a controller one for Hearth;
+    // each side trusts the other's CA.
+    ovs_pki(&dir, &["req+sign", "ovsdb", "switch"]);
+    ovs_pki(&dir, &["req+sign", "hearth", "controller"]);
+    let switch_ca = dir.join("pki/switchca/cacert.pem");
+    let controller_ca = dir.join("pki/controllerca/cacert.pem");
+    let server = SslFiles {
+        key: dir.join("ovsdb-privkey.pem"),
+        cert: dir.join("ovsdb-cert.pem"),
+        ca: controller_ca.clone(),
+    };
+    let (_, ssl) = lab.ovsdb_ssl("db", VSWITCH_SCHEMA, &server, None);
+    let tls = Tls::load(&TlsFiles {
+        ca_file: switch_ca,
+        cert_file: dir.join("hearth-cert.pem"),
+        key_file: dir.join("hearth-privkey.pem"),
+    })
+    .unwrap();
+    let c = Client::connect_with(&ssl, Some(tls)).await.unwrap();
+    assert!(c.list_dbs().await.unwrap().contains(&DB.to_owned()));
+    // The name is not checked, the CA is: trusting the controller CA refuses the switch.
+    let wrong = Tls::load(&TlsFiles {
+        ca_file: controller_ca,
+        cert_file: dir.join("hearth-cert.pem"),
+        key_file: dir.join("hearth-privkey.pem"),
+    })
+    .unwrap();
+    let e = Client::connect_with(&ssl, Some(wrong)).await.unwrap_err();
+    assert!(e.to_string().contains("UnknownIssuer"), "{e}");
 }
 
 #[test]
