@@ -238,6 +238,10 @@ mod tests {
             with(&|f| f.key_file = f.ca_file.clone()),
             TlsFile::PrivateKey
         );
+        // A key that is not the certificate's.
+        let other = dir.path().join("other-key.pem");
+        std::fs::write(&other, KeyPair::generate().unwrap().serialize_pem()).unwrap();
+        assert_eq!(with(&|f| f.key_file = other.clone()), TlsFile::PrivateKey);
         let e = Tls::load(&TlsFiles {
             ca_file: missing.clone(),
             ..p.files.clone()
