@@ -240,7 +240,9 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
             |e: &dyn std::fmt::Display| UsageError(format!("--network {}: {e}", file.display()));
         let parsed = crate::net::spec::load(&file).map_err(|e| bad(&e))?;
         if let Some(section) = &parsed.ovn {
-            ovn = Some(crate::ovn::OvnSpec::from_yaml(section).map_err(|e| bad(&e))?);
+            let spec = crate::ovn::OvnSpec::from_yaml(section).map_err(|e| bad(&e))?;
+            spec.tls().map_err(|e| bad(&e))?; // unreadable ovsdbTLS files
+            ovn = Some(spec);
         }
         tokio::spawn(async move {
             if let Err(e) =

@@ -36,6 +36,18 @@ pub fn tools_or_skip(test: &str) -> bool {
     .all(|t| crate::tool_or_skip(test, t))
 }
 
+/// The server side of a `pssl:` remote: OVS's `--private-key`, `--certificate` and
+/// `--ca-cert` (the CA that client certificates must come from).
+#[derive(Debug, Clone)]
+pub struct SslFiles {
+    /// The server's private key.
+    pub key: PathBuf,
+    /// The server's certificate.
+    pub cert: PathBuf,
+    /// The CA of the clients.
+    pub ca: PathBuf,
+}
+
 /// Daemons, their temp dir and their namespaces.
 #[derive(Debug)]
 pub struct OvsLab {
@@ -158,6 +170,55 @@ impl OvsLab {
     /// Creates (first time only) and starts an ovsdb-server for `schema` named `name`;
     /// returns its `unix:` endpoint. `tcp` adds a `ptcp:PORT:IP` remote.
     pub fn ovsdb(&mut self, name: &str, schema: &str, tcp: Option<&str>) -> String {
+        let extra = tcp.map(|t| vec![format!("--remote=ptcp:{t}")]);
+        self.ovsdb_with(name, schema, extra.unwrap_or_default(), None)
+    }
+
+    /// Like [`Self::ovsdb`], with a `pssl:0:127.0.0.1` remote and these certificates, run in
+    /// namespace `ns` (its loopback) or in the host namespace; returns the `unix:` endpoint
+    /// and the `ssl:127.0.0.1:PORT` one, with the port the server bound.
+    pub fn ovsdb_ssl(
+        &mut self,
+        name: &str,
+        schema: &str,
+        ssl: &SslFiles,
+        ns: Option<usize>,
+    ) -> (String, String) {
+        let extra = vec![
+            "--remote=pssl:0:127.0.0.1".to_owned(),
+            format!("--private-key={}", ssl.key.display()),
+            format!("--certificate={}", ssl.cert.display()),
+            format!("--ca-cert={}", ssl.ca.display()),
+        ];
+        // A restart appends to the log: the port is on the first line after the earlier runs'.
+        let before = self.listening_ports(name).len();
+        let unix = self.ovsdb_with(name, schema, extra, ns);
+        let mut port = None;
+        self.wait_until(&format!("{name} to log its listening port"), 15, || {
+            port = self.listening_ports(name).get(before).copied();
+            port.is_some()
+        });
+        (unix, format!("ssl:127.0.0.1:{}", port.unwrap_or_default()))
+    }
+
+    /// The ports of the `... listening on port N` lines of the daemon's log (ovsdb-server
+    /// writes one when it binds a passive remote with port 0).
+    fn listening_ports(&self, name: &str) -> Vec<u16> {
+        std::fs::read_to_string(self.path(&format!("{name}.log")))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.rsplit_once(": listening on port "))
+            .filter_map(|(_, p)| p.trim().parse().ok())
+            .collect()
+    }
+
+    fn ovsdb_with(
+        &mut self,
+        name: &str,
+        schema: &str,
+        extra: Vec<String>,
+        ns: Option<usize>,
+    ) -> String {
         let db = self.path(&format!("{name}.db"));
         if !db.exists() {
             let out = Command::new("ovsdb-tool")
@@ -174,7 +235,10 @@ impl OvsLab {
         }
         let sock = self.path(&format!("{name}.sock"));
         let _ = std::fs::remove_file(&sock);
-        let mut c = Command::new("ovsdb-server");
+        let mut c = match ns {
+            Some(i) => self.namespaces[i].command("ovsdb-server"),
+            None => Command::new("ovsdb-server"),
+        };
         c.arg(&db)
             .arg(format!("--remote=punix:{}", sock.display()))
             .arg(format!(
@@ -189,10 +253,8 @@ impl OvsLab {
                 "--log-file={}",
                 self.path(&format!("{name}.log")).display()
             ));
-        if let Some(t) = tcp {
-            c.arg(format!("--remote=ptcp:{t}"));
-        }
-        self.spawn(name, c, None);
+        c.args(extra);
+        self.spawn(name, c, ns);
         self.wait_for(name, &sock);
         format!("unix:{}", sock.display())
     }

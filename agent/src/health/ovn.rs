@@ -22,19 +22,6 @@ pub struct OvsdbOvn {
     pub spec: OvnSpec,
 }
 
-impl OvsdbOvn {
-    fn southbound(&self) -> String {
-        self.spec.southbound.clone().unwrap_or_else(|| {
-            self.spec
-                .remote
-                .split(',')
-                .next()
-                .unwrap_or_default()
-                .to_owned()
-        })
-    }
-}
-
 #[async_trait::async_trait]
 impl OvnSource for OvsdbOvn {
     async fn ovn(&self) -> Section<Value> {
@@ -43,12 +30,16 @@ impl OvnSource for OvsdbOvn {
             reason: Some(format!("{what}: {e}")),
             data: None,
         };
-        let local = match Client::connect(&self.spec.ovsdb).await {
+        let tls = match self.spec.tls() {
+            Ok(t) => t,
+            Err(e) => return unavailable("the OVSDB certificates", &e),
+        };
+        let local = match Client::connect_with(&self.spec.ovsdb, tls.clone()).await {
             Ok(c) => c,
             Err(e) => return unavailable(&format!("local OVSDB {}", self.spec.ovsdb), &e),
         };
-        let sb_addr = self.southbound();
-        let sb = match Client::connect(&sb_addr).await {
+        let sb_addr = self.spec.southbound_db();
+        let sb = match Client::connect_with(&sb_addr, tls).await {
             Ok(c) => c,
             Err(e) => return unavailable(&format!("southbound DB {sb_addr}"), &e),
         };

@@ -91,6 +91,8 @@ fn load(path: &Path) -> Result<(Desired, Option<OvnSpec>), ControllerError> {
         None => None,
     };
     if let Some(o) = &ovn {
+        // Fail fast (at startup, and a reload keeps the old file) on unreadable certificates.
+        o.tls().map_err(|e| err(SpecError::Parse(e.to_string())))?;
         crate::ovn::netfile::merge(o, &mut file);
     }
     Ok((render(&file), ovn))

@@ -110,7 +110,7 @@ pub async fn node_pass(
     dry_run: bool,
     wait: std::time::Duration,
 ) -> Result<Vec<Action>, OvnError> {
-    let client = crate::ovsdb::Client::connect(&spec.ovsdb)
+    let client = crate::ovsdb::Client::connect_with(&spec.ovsdb, spec.tls()?)
         .await
         .map_err(|source| OvnError::Connect {
             endpoint: spec.ovsdb.clone(),

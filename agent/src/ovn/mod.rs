@@ -19,7 +19,7 @@ pub mod reconcile;
 pub mod render;
 pub mod spec;
 
-pub use spec::{JoinSpec, OvnSpec};
+pub use spec::{JoinSpec, OvnSpec, TlsSpec};
 
 /// The external_ids key that marks a row as Hearth's.
 pub const MANAGED_KEY: &str = "hearth-managed";

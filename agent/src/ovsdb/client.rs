@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::endpoint::{Endpoint, Reader, Writer};
 use super::framing::{Decoder, Message};
-use super::OvsdbError;
+use super::{OvsdbError, Tls};
 
 /// How long a call waits for its reply.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -38,6 +38,9 @@ enum Waiter {
 
 struct Shared {
     endpoint: Endpoint,
+    tls: Option<Tls>,
+    /// Why the connection was last lost, for the calls it failed.
+    lost: Mutex<String>,
     writer: tokio::sync::Mutex<Option<Writer>>,
     pending: Mutex<HashMap<u64, Waiter>>,
     next_id: AtomicU64,
@@ -65,13 +68,22 @@ impl Drop for Client {
 }
 
 impl Client {
-    /// Connects (once; later losses of the connection are retried in the background).
+    /// Connects to a `unix:` or `tcp:` endpoint (once; later losses of the connection are
+    /// retried in the background). `ssl:` needs [`Self::connect_with`].
     pub async fn connect(endpoint: &str) -> Result<Self, OvsdbError> {
+        Self::connect_with(endpoint, None).await
+    }
+
+    /// Like [`Self::connect`]; `tls` is what an `ssl:` endpoint uses (and keeps for its
+    /// reconnections), ignored by the other kinds.
+    pub async fn connect_with(endpoint: &str, tls: Option<Tls>) -> Result<Self, OvsdbError> {
         let endpoint = Endpoint::parse(endpoint)?;
-        let (reader, writer) = endpoint.open().await?;
+        let (reader, writer) = endpoint.open(tls.as_ref()).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             endpoint,
+            tls,
+            lost: Mutex::new("not connected".into()),
             writer: tokio::sync::Mutex::new(Some(writer)),
             pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
@@ -191,6 +203,12 @@ impl Client {
         let disconnected = || OvsdbError::Disconnected {
             endpoint: self.shared.endpoint.to_string(),
             method: method.into(),
+            reason: self
+                .shared
+                .lost
+                .lock()
+                .map(|r| r.clone())
+                .unwrap_or_default(),
         };
         if let Err(e) = send(&self.shared, &msg).await {
             if let Ok(mut p) = self.shared.pending.lock() {
@@ -264,13 +282,16 @@ async fn run(shared: Arc<Shared>, mut reader: Reader) {
         let err = read_loop(&shared, &mut reader).await;
         tracing::warn!(endpoint = %shared.endpoint, error = %err, "ovsdb connection lost; reconnecting");
         *shared.writer.lock().await = None;
+        if let Ok(mut l) = shared.lost.lock() {
+            *l = err; // before the calls in flight fail, so that they carry it
+        }
         if let Ok(mut p) = shared.pending.lock() {
             p.clear(); // dropping the senders fails the calls in flight with Disconnected
         }
         let mut backoff = Duration::from_millis(50);
         reader = loop {
             tokio::time::sleep(backoff).await;
-            match shared.endpoint.open().await {
+            match shared.endpoint.open(shared.tls.as_ref()).await {
                 Ok((r, w)) => {
                     *shared.writer.lock().await = Some(w);
                     break r;

@@ -1,5 +1,5 @@
-//! A small OVSDB client (RFC 7047 JSON-RPC over a unix socket or TCP; SSL is not done yet):
-//! get_schema, transact with typed helpers for the Open_vSwitch tables, monitor /
+//! A small OVSDB client (RFC 7047 JSON-RPC over a unix socket, TCP, or TLS with a client
+//! certificate as OVS's `ssl:`): get_schema, transact with typed helpers for the Open_vSwitch tables, monitor /
 //! monitor_cond / monitor_cond_since with update notifications, answers to `echo`, and
 //! reconnects with backoff.
 //!
@@ -11,19 +11,47 @@ pub mod datum;
 pub mod endpoint;
 pub mod framing;
 pub mod tables;
+pub mod tls;
+pub mod verifier;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
 pub use client::Client;
 pub use endpoint::Endpoint;
+pub use tls::{Tls, TlsFile, TlsFiles};
 
 /// Why an OVSDB call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OvsdbError {
-    /// The endpoint string is not `unix:PATH` or `tcp:HOST:PORT`.
-    #[error("endpoint {0:?}: expected unix:PATH or tcp:HOST:PORT")]
+    /// The endpoint string is not `unix:PATH`, `tcp:HOST:PORT` or `ssl:HOST:PORT`.
+    #[error("endpoint {0:?}: expected unix:PATH, tcp:HOST:PORT or ssl:HOST:PORT")]
     Endpoint(String),
+    /// An `ssl:` endpoint was given no certificates.
+    #[error("{endpoint}: ssl: needs a CA certificate, a client certificate and its key")]
+    TlsRequired {
+        /// The endpoint.
+        endpoint: String,
+    },
+    /// Reading one of the TLS files failed.
+    #[error("{file} {path}: {reason}")]
+    Tls {
+        /// Which file.
+        file: TlsFile,
+        /// Its path.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The TLS handshake failed (the server's certificate is not from the CA, or it refused
+    /// ours, or it does not speak TLS).
+    #[error("TLS handshake with {endpoint}: {source}")]
+    Handshake {
+        /// The endpoint.
+        endpoint: String,
+        /// The cause (rustls' error inside).
+        source: std::io::Error,
+    },
     /// Connecting failed.
     #[error("connecting to {endpoint}: {source}")]
     Connect {
@@ -46,12 +74,14 @@ pub enum OvsdbError {
     #[error("framing: {0}")]
     Frame(String),
     /// The connection closed before the answer came; the client reconnects.
-    #[error("{method} on {endpoint}: disconnected before the reply")]
+    #[error("{method} on {endpoint}: disconnected before the reply ({reason})")]
     Disconnected {
         /// The endpoint.
         endpoint: String,
         /// The method.
         method: String,
+        /// Why the connection was lost (a TLS alert when the server refused our certificate).
+        reason: String,
     },
     /// No reply in time.
     #[error("{method} on {endpoint}: no reply within {secs}s")]
