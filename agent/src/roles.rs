@@ -306,12 +306,9 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
 pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     let socket = serve::parse_endpoint(&args.csi_endpoint)?;
     let state_dir = prepare_dir(&args.state_dir, "state directory")?;
-    let store = crate::coordinator::role::open_store(
-        args.store.as_deref(),
-        &state_dir,
-        &args.namespace,
-    )
-    .await?;
+    let store =
+        crate::coordinator::role::open_store(args.store.as_deref(), &state_dir, &args.namespace)
+            .await?;
     if let Some(config) = &args.config {
         crate::coordinator::role::apply_config(&*store, config).await?;
     }

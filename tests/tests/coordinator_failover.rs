@@ -83,12 +83,18 @@ fn a_killed_owner_is_replaced_and_never_answers_again() {
             .expect("the new owner answered ARP");
         let took = first.at.duration_since(t0);
         eprintln!("round {round}: node {old} killed, node {new} answered after {took:?}");
-        assert!(dual_answers(&replies).is_empty(), "round {round}: two nodes answered");
+        assert!(
+            dual_answers(&replies).is_empty(),
+            "round {round}: two nodes answered"
+        );
         assert!(
             !replies.iter().any(|r| r.mac == old_mac && r.at > first.at),
             "round {round}: the killed node answered after the new owner"
         );
-        assert!(took < Duration::from_secs(2), "round {round}: failover took {took:?}");
+        assert!(
+            took < Duration::from_secs(2),
+            "round {round}: failover took {took:?}"
+        );
         lab.start_agent(old);
     }
 }
@@ -127,7 +133,11 @@ fn b_a_partitioned_owner_gives_way_without_dual_answers() {
         );
         // After healing, the IP stays where it is (no churn).
         std::thread::sleep(Duration::from_millis(500));
-        assert_eq!(lab.holders(FIP), vec![new], "round {round}: churn after heal");
+        assert_eq!(
+            lab.holders(FIP),
+            vec![new],
+            "round {round}: churn after heal"
+        );
     }
 }
 
@@ -140,7 +150,11 @@ fn c_a_coordinator_restart_moves_nothing() {
                   floatingIPs:\n  - {name: a, pool: lan}\n  - {name: b, pool: lan}\n  - {name: c, pool: lan}\n  - {name: d, pool: lan, address: 10.9.1.200}\n";
     let mut lab = started("foc", config);
     let all = |lab: &FailoverLab| {
-        let h: Vec<BTreeSet<String>> = lab.held().into_iter().map(|v| v.into_iter().collect()).collect();
+        let h: Vec<BTreeSet<String>> = lab
+            .held()
+            .into_iter()
+            .map(|v| v.into_iter().collect())
+            .collect();
         (h.iter().map(BTreeSet::len).sum::<usize>() == 4).then_some(h)
     };
     let before = FailoverLab::wait_for(Duration::from_secs(15), || all(&lab))
@@ -176,8 +190,9 @@ fn d_a_thousand_floating_ips_leave_a_dead_node() {
     if !ready("d_a_thousand_floating_ips") {
         return;
     }
-    let mut config =
-        String::from("floatingIPPools:\n  - {name: lan, cidrs: [10.9.16.0/20], interface: eth0}\nfloatingIPs:\n");
+    let mut config = String::from(
+        "floatingIPPools:\n  - {name: lan, cidrs: [10.9.16.0/20], interface: eth0}\nfloatingIPs:\n",
+    );
     for i in 0..1000 {
         config.push_str(&format!("  - {{name: ip{i:04}, pool: lan}}\n"));
     }
@@ -186,7 +201,12 @@ fn d_a_thousand_floating_ips_leave_a_dead_node() {
         let h = lab.held();
         (h.iter().map(Vec::len).sum::<usize>() == 1000).then_some(h)
     })
-    .unwrap_or_else(|| panic!("1,000 floating IPs not all held: {:?}", lab.held().iter().map(Vec::len).collect::<Vec<_>>()));
+    .unwrap_or_else(|| {
+        panic!(
+            "1,000 floating IPs not all held: {:?}",
+            lab.held().iter().map(Vec::len).collect::<Vec<_>>()
+        )
+    });
     let counts: Vec<usize> = spread.iter().map(Vec::len).collect();
     eprintln!("spread over three nodes: {counts:?}");
     assert!(counts.iter().all(|c| *c >= 300), "uneven spread {counts:?}");
@@ -199,7 +219,12 @@ fn d_a_thousand_floating_ips_leave_a_dead_node() {
         let h = lab.held();
         (h[0].is_empty() && h[1].len() + h[2].len() == 1000).then_some(h)
     })
-    .unwrap_or_else(|| panic!("node a's floating IPs did not all move: {:?}", lab.held().iter().map(Vec::len).collect::<Vec<_>>()));
+    .unwrap_or_else(|| {
+        panic!(
+            "node a's floating IPs did not all move: {:?}",
+            lab.held().iter().map(Vec::len).collect::<Vec<_>>()
+        )
+    });
     eprintln!(
         "{} floating IPs moved off the dead node in {:?}; now {:?}",
         counts[0],

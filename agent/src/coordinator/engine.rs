@@ -115,7 +115,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -173,7 +175,9 @@ impl Engine {
             .map_err(|_| Status::unavailable("session closed"))?;
         for h in &hello.held {
             match inner.states.get(&h.name) {
-                Some(s) if s.node.as_deref() == Some(hello.node_name.as_str()) && s.epoch == h.epoch => {}
+                Some(s)
+                    if s.node.as_deref() == Some(hello.node_name.as_str())
+                        && s.epoch == h.epoch => {}
                 _ => tracing::info!(node = %hello.node_name, name = %h.name, epoch = h.epoch,
                     "node holds a floating IP it no longer owns; it will be told"),
             }
@@ -182,11 +186,7 @@ impl Engine {
         node.labels = hello.labels.clone().into_iter().collect();
         node.capacity = hello.capacity.unwrap_or_default();
         node.version.clone_from(&hello.version);
-        node.session = Some(Session {
-            id,
-            tx,
-            sent: None,
-        });
+        node.session = Some(Session { id, tx, sent: None });
         drop(inner);
         tracing::info!(node = %hello.node_name, session = id, "node session open");
         self.kick.notify_one();
@@ -258,7 +258,9 @@ impl Engine {
             .filter(|s| !fresh.contains_key(&s.name))
             .map(|s| s.address)
             .collect();
-        inner.released.extend(gone.into_iter().map(|a| (a, now + hold)));
+        inner
+            .released
+            .extend(gone.into_iter().map(|a| (a, now + hold)));
         inner.released.retain(|(_, until)| *until > now);
         inner.pools = pools.into_iter().map(|p| (p.name.clone(), p)).collect();
         inner.fips = fips.into_iter().map(|f| (f.name.clone(), f)).collect();

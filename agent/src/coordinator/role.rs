@@ -49,7 +49,10 @@ pub async fn open_store(
         let _ = namespace;
         return Err(UsageError("--store kubernetes is not wired yet".into()).into());
     }
-    Err(UsageError(format!("--store {spec}: expected sqlite:PATH or kubernetes")).into())
+    Err(UsageError(format!(
+        "--store {spec}: expected sqlite:PATH or kubernetes"
+    ))
+    .into())
 }
 
 /// Makes the store's pools and floating IPs exactly those of the config file.

@@ -180,7 +180,9 @@ pub async fn serve(
             .tls_config(config)
             .map_err(|e| ServerError::Config(format!("TLS: {e}")))?;
     }
-    let addr = listener.local_addr().map_err(|e| ServerError::Serve(e.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ServerError::Serve(e.to_string()))?;
     tracing::info!(listen = %addr, tls = tls.is_some(), "agent API listening");
     builder
         .add_service(CoordinatorServer::new(AgentApi::new(engine)))

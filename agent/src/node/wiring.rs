@@ -29,7 +29,9 @@ pub fn parse_labels(items: &[String]) -> Result<BTreeMap<String, String>, UsageE
             .split_once('=')
             .ok_or_else(|| UsageError(format!("--node-labels: {item:?} is not key=value")))?;
         if k.trim().is_empty() {
-            return Err(UsageError(format!("--node-labels: {item:?} has an empty key")));
+            return Err(UsageError(format!(
+                "--node-labels: {item:?} has an empty key"
+            )));
         }
         labels.insert(k.trim().to_owned(), v.trim().to_owned());
     }
@@ -65,7 +67,9 @@ pub fn start(
     let guard = match FenceGuard::spawn() {
         Ok(g) => Some(g),
         Err(e) => {
-            tracing::error!("starting the fence guard: {e}; floating IPs are fenced by the agent alone");
+            tracing::error!(
+                "starting the fence guard: {e}; floating IPs are fenced by the agent alone"
+            );
             None
         }
     };

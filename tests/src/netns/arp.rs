@@ -65,7 +65,11 @@ fn open(ifindex: i32) -> OwnedFd {
             i32::from(ETH_P_ARP.to_be()),
         )
     };
-    assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
+    assert!(
+        fd >= 0,
+        "AF_PACKET socket: {}",
+        std::io::Error::last_os_error()
+    );
     // SAFETY: fd is a fresh, valid descriptor that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     // SAFETY: sockaddr_ll is plain data; zeroed is a valid value.

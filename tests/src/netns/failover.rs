@@ -26,18 +26,17 @@ pub fn node_name(i: usize) -> String {
 }
 
 fn write_pki(dir: &Path, nodes: usize) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let ca_key = KeyPair::generate().expect("CA key");
     let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca_cert = ca.self_signed(&ca_key).expect("CA cert");
     std::fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("write CA");
+    let issuer = Issuer::new(ca, ca_key);
     let issue = |names: Vec<String>, stem: &str| {
         let key = KeyPair::generate().expect("key");
         let params = CertificateParams::new(names).expect("params");
-        let cert = params
-            .signed_by(&key, &ca_cert, &ca_key)
-            .expect("signing");
+        let cert = params.signed_by(&key, &issuer).expect("signing");
         std::fs::write(dir.join(format!("{stem}.pem")), cert.pem()).expect("write cert");
         std::fs::write(dir.join(format!("{stem}.key")), key.serialize_pem()).expect("write key");
     };
@@ -203,7 +202,8 @@ impl FailoverLab {
                     .lines()
                     .filter_map(|l| {
                         let a = l.split(" inet ").nth(1)?.split(' ').next()?;
-                        a.ends_with("/32").then(|| a.trim_end_matches("/32").to_owned())
+                        a.ends_with("/32")
+                            .then(|| a.trim_end_matches("/32").to_owned())
                     })
                     .collect()
             })
