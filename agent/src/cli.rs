@@ -218,6 +218,9 @@ pub struct CoordinatorArgs {
     /// This replica's identity for leader election (default: the host name).
     #[arg(long, env = "HEARTH_ID")]
     pub id: Option<String>,
+    /// Serve /status, /metrics, /healthz and /readyz on this address.
+    #[arg(long, env = "HEARTH_STATUS_ADDR")]
+    pub status_addr: Option<std::net::SocketAddr>,
     /// Lease timings.
     #[command(flatten)]
     pub lease: LeaseArgs,

@@ -157,6 +157,37 @@ async fn serve_all<B: VolumeBackend, A: Attacher>(
     serve::serve(router, listener, &socket).await
 }
 
+/// The embedded coordinator of `hearth dev`: SQLite in the state directory, the agent API on a
+/// loopback port, and this machine's session to it (it holds the config's floating IPs).
+async fn embedded_coordinator(
+    state_dir: &Path,
+    node_id: &str,
+    config: Option<&Path>,
+) -> anyhow::Result<Arc<dyn crate::health::SessionSource>> {
+    let store = crate::coordinator::role::open_store(None, state_dir, "default").await?;
+    if let Some(config) = config {
+        crate::coordinator::role::apply_config(&*store, config).await?;
+    }
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let no_tls = crate::cli::TlsArgs {
+        tls_ca_file: None,
+        tls_cert_file: None,
+        tls_key_file: None,
+    };
+    let timing = crate::coordinator::engine::Timing::default();
+    let (_engine, bound) =
+        crate::coordinator::role::start(store, timing, node_id, Some(loopback), &no_tls).await?;
+    let addr = bound.context("the embedded agent API did not bind")?;
+    let session = crate::node::wiring::start(
+        &format!("http://{addr}"),
+        node_id,
+        std::collections::BTreeMap::new(),
+        &no_tls,
+        Arc::new(crate::node::session::BareReports),
+    )?;
+    Ok(Arc::new(session))
+}
+
 /// `hearth dev`: both roles in one process.
 pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     let state_dir = prepare_dir(&args.state_dir, "state directory")?;
@@ -183,7 +214,9 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         socket,
         state_dir: state_dir.clone(),
         kubelet_dir,
-        coordinator: None,
+        coordinator: Some(
+            embedded_coordinator(&state_dir, &node_id, args.config.as_deref()).await?,
+        ),
         network: false,
         ovn: None,
         drbd: false,
@@ -223,7 +256,7 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
     let socket = serve::parse_endpoint(&args.csi_endpoint)?;
     let state_dir = prepare_dir(&args.state_dir, "state directory")?;
     let kubelet_dir = prepare_dir(&args.kubelet_dir, "kubelet directory")?;
-    let _session = match &args.coordinator {
+    let session = match &args.coordinator {
         Some(url) => Some(crate::node::wiring::start(
             url,
             &args.node_name,
@@ -272,7 +305,7 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
         socket: socket.clone(),
         state_dir: state_dir.clone(),
         kubelet_dir,
-        coordinator: args.coordinator.clone(),
+        coordinator: session.map(|s| Arc::new(s) as Arc<dyn crate::health::SessionSource>),
         network: args.network.is_some(),
         ovn,
         drbd: args.backend == Backend::Linstor,
@@ -314,7 +347,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     }
     let timing = crate::coordinator::role::timing(&args.lease)?;
     let id = args.id.clone().unwrap_or_else(hostname);
-    let (_engine, bound) =
+    let (engine, bound) =
         crate::coordinator::role::start(store, timing, &id, args.listen, &args.tls).await?;
     if let Some(addr) = bound {
         // Tests and scripts read the bound port from here (`--listen 127.0.0.1:0`).
@@ -322,6 +355,13 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     }
     let node_id = args.node_name.clone().unwrap_or_else(hostname);
     let listener = serve::bind(&socket).await?;
+    if let Some(addr) = args.status_addr {
+        let routes = crate::coordinator::status::CoordinatorRoutes {
+            engine,
+            socket: socket.clone(),
+        };
+        crate::status::spawn(addr, routes).await?;
+    }
     let readiness: Arc<dyn Readiness> = Arc::new(LocalReadiness {
         socket: socket.clone(),
         state_dir: state_dir.clone(),

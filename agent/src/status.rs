@@ -99,6 +99,36 @@ fn wants_text<B>(req: &Request<B>) -> bool {
             .is_some_and(|v| v.starts_with("text/plain"))
 }
 
+/// What a status server answers: the node's endpoints ([`StatusSources`]) or the
+/// coordinator's. Requests reach it without their (ignored) bodies.
+#[async_trait::async_trait]
+pub trait Routes: Send + Sync + 'static {
+    /// Answers one GET (or refuses another method).
+    async fn route(&self, req: &Request<()>) -> Response<Full<Bytes>>;
+}
+
+#[async_trait::async_trait]
+impl Routes for StatusSources {
+    async fn route(&self, req: &Request<()>) -> Response<Full<Bytes>> {
+        route(self, req).await
+    }
+}
+
+/// A plain-text reply (for other status servers).
+pub fn text_reply(code: StatusCode, body: String) -> Response<Full<Bytes>> {
+    reply(code, TEXT, body)
+}
+
+/// A reply of the given content type, size-capped like every other.
+pub fn typed_reply(code: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    reply(code, content_type, body)
+}
+
+/// Whether the request asks for text (`?format=text` or `Accept: text/plain`).
+pub fn asks_for_text<B>(req: &Request<B>) -> bool {
+    wants_text(req)
+}
+
 /// Answers one request.
 pub async fn route<B>(src: &StatusSources, req: &Request<B>) -> Response<Full<Bytes>> {
     if req.method() != Method::GET {
@@ -144,7 +174,7 @@ pub async fn route<B>(src: &StatusSources, req: &Request<B>) -> Response<Full<By
 }
 
 /// Binds `addr` (fails fast on a bad address) and serves in the background.
-pub async fn spawn(addr: SocketAddr, src: StatusSources) -> anyhow::Result<()> {
+pub async fn spawn<R: Routes>(addr: SocketAddr, src: R) -> anyhow::Result<()> {
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding status address {addr}"))?;
@@ -154,7 +184,7 @@ pub async fn spawn(addr: SocketAddr, src: StatusSources) -> anyhow::Result<()> {
 }
 
 /// Serves the status endpoints on `listener` until the process stops.
-pub async fn serve(listener: TcpListener, src: Arc<StatusSources>) {
+pub async fn serve<R: Routes>(listener: TcpListener, src: Arc<R>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNS));
     loop {
         let (stream, _) = match listener.accept().await {
@@ -173,7 +203,11 @@ pub async fn serve(listener: TcpListener, src: Arc<StatusSources>) {
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
                 let src = Arc::clone(&src);
-                async move { Ok::<_, std::convert::Infallible>(route(&src, &req).await) }
+                async move {
+                    let (parts, _body) = req.into_parts();
+                    let req = Request::from_parts(parts, ());
+                    Ok::<_, std::convert::Infallible>(src.route(&req).await)
+                }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .header_read_timeout(HEADER_TIMEOUT)

@@ -182,6 +182,16 @@ fn c_a_coordinator_restart_moves_nothing() {
         let after = FailoverLab::wait_for(Duration::from_secs(5), || all(&lab))
             .expect("all floating IPs held again");
         assert_eq!(after, before, "restart {restart}: assignments changed");
+        // The store kept every allocation and owner: epochs did not move either.
+        let status = lab.coordinator_status();
+        let epochs: Vec<u64> = status["floating_ips"]
+            .as_array()
+            .expect("floating_ips")
+            .iter()
+            .map(|f| f["epoch"].as_u64().expect("epoch"))
+            .collect();
+        assert_eq!(epochs, vec![1, 1, 1, 1], "restart {restart}: {status}");
+        assert_eq!(status["failovers"], 0, "restart {restart}: {status}");
     }
 }
 
@@ -225,6 +235,12 @@ fn d_a_thousand_floating_ips_leave_a_dead_node() {
             lab.held().iter().map(Vec::len).collect::<Vec<_>>()
         )
     });
+    let (code, metrics) = lab.coordinator_get("/metrics").expect("/metrics answers");
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains(&format!("hearth_coordinator_failovers_total {}", counts[0])),
+        "{metrics}"
+    );
     eprintln!(
         "{} floating IPs moved off the dead node in {:?}; now {:?}",
         counts[0],

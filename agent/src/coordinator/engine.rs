@@ -111,6 +111,8 @@ pub struct Engine {
     id: String,
     inner: Mutex<Inner>,
     kick: Notify,
+    /// Floating IPs moved off an owner whose lease ended.
+    failovers: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -121,8 +123,9 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// A compare-and-swap of a floating IP's state: (expected epoch, new state, previous owner).
 enum Change {
-    Swap(u64, FloatingIpState),
+    Swap(u64, FloatingIpState, Option<String>),
 }
 
 impl Engine {
@@ -134,6 +137,7 @@ impl Engine {
             id: id.to_owned(),
             inner: Mutex::new(Inner::default()),
             kick: Notify::new(),
+            failovers: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -369,7 +373,7 @@ impl Engine {
             .into_iter()
             .zip(owners)
             .filter(|((.., old, stored), node)| !*stored || node != old)
-            .map(|((fip, _, address, epoch, ..), node)| {
+            .map(|((fip, _, address, epoch, old, _), node)| {
                 Change::Swap(
                     epoch,
                     FloatingIpState {
@@ -378,6 +382,7 @@ impl Engine {
                         node,
                         epoch: epoch + 1,
                     },
+                    old,
                 )
             })
             .collect()
@@ -392,9 +397,13 @@ impl Engine {
             self.decide(&inner, now)
         };
         let mut written = Vec::new();
-        for Change::Swap(expected, state) in changes {
+        for Change::Swap(expected, state, old) in changes {
             match self.store.swap_floating_ip_state(expected, &state).await {
                 Ok(()) => {
+                    if old.is_some() {
+                        self.failovers
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     tracing::info!(name = %state.name, address = %state.address,
                         node = state.node.as_deref().unwrap_or("-"), epoch = state.epoch,
                         "floating IP assigned");
@@ -580,6 +589,16 @@ impl Engine {
                 version: n.version.clone(),
             })
             .collect()
+    }
+
+    /// Floating IPs moved off a node whose lease ended, since start.
+    pub fn failovers(&self) -> u64 {
+        self.failovers.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// This coordinator's identity.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// The floating IPs' states, for the status page.

@@ -10,3 +10,4 @@ pub mod placement;
 pub mod pools;
 pub mod role;
 pub mod server;
+pub mod status;

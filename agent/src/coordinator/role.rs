@@ -14,6 +14,9 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use crate::UsageError;
 
+/// The leader-election Lease's name (in `--namespace`).
+pub const LEASE_NAME: &str = "hearth-coordinator";
+
 /// The lease timings from flags, checked.
 pub fn timing(args: &LeaseArgs) -> Result<Timing, UsageError> {
     let t = Timing {
@@ -46,8 +49,10 @@ pub async fn open_store(
         return Ok(Arc::new(store));
     }
     if spec == "kubernetes" {
-        let _ = namespace;
-        return Err(UsageError("--store kubernetes is not wired yet".into()).into());
+        let store = crate::store::kube::KubeStore::connect(namespace, LEASE_NAME)
+            .await
+            .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
+        return Ok(Arc::new(store));
     }
     Err(UsageError(format!(
         "--store {spec}: expected sqlite:PATH or kubernetes"

@@ -229,6 +229,40 @@ impl Scrape {
                 ));
             }
         }
+        let mut fip_epoch = gauge(
+            "hearth_floating_ip_epoch",
+            "The coordinator's epoch of a floating IP this node holds under its lease.",
+            None,
+        );
+        let mut session = gauge(
+            "hearth_coordinator_connected",
+            "1 while the session to the coordinator is open.",
+            None,
+        );
+        let mut lease = gauge(
+            "hearth_coordinator_lease_valid",
+            "1 while this node holds a valid lease (it may answer for floating IPs).",
+            None,
+        );
+        let mut sessions = counter(
+            "hearth_coordinator_sessions",
+            "Sessions opened to the coordinator (reconnects + 1).",
+            None,
+        );
+        for c in s.coordinator.data.iter() {
+            session.rows.push((vec![], flag(c.session == "connected")));
+            lease.rows.push((vec![], flag(c.lease_valid)));
+            sessions.rows.push((vec![], c.sessions as f64));
+            for f in &c.floating_ips {
+                let labels = vec![("address", clean(&f.address)), ("dev", clean(&f.dev))];
+                if s.network.data.is_none() {
+                    fip.rows.push((labels.clone(), 1.0));
+                }
+                if let Some(e) = f.epoch {
+                    fip_epoch.rows.push((labels, e as f64));
+                }
+            }
+        }
         let mut load = gauge("hearth_node_load", "Load average.", None);
         let mut mem_total = gauge("hearth_node_memory_total", "MemTotal.", Some(Unit::Bytes));
         let mut mem_avail = gauge(
@@ -303,8 +337,8 @@ impl Scrape {
         }
         vec![
             info, collect, up, checks, pool_free, vol_size, vol_used, vol_ok, vol_att, oos,
-            primary, connected, link_up, link_mtu, fip, load, mem_total, mem_avail, disk_r, disk_w,
-            net_rx, net_tx, net_err, calls, errors,
+            primary, connected, link_up, link_mtu, fip, fip_epoch, session, lease, sessions, load,
+            mem_total, mem_avail, disk_r, disk_w, net_rx, net_tx, net_err, calls, errors,
         ]
     }
 

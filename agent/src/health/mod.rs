@@ -29,6 +29,12 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Mutex;
 
 pub use snapshot::Snapshot;
+
+/// The node's coordinator session as the status page shows it.
+pub trait SessionSource: Send + Sync {
+    /// The session's state and the floating IPs held under its lease.
+    fn coordinator(&self) -> Coordinator;
+}
 use snapshot::{Coordinator, Section, SectionState};
 
 /// A failed collection step.
@@ -72,8 +78,8 @@ pub struct Collectors {
     pub node: Arc<dyn node::NodeSource>,
     /// CSI calls.
     pub csi: Arc<csi_ops::CsiRecorder>,
-    /// The coordinator URL when one is configured (the session is not built yet).
-    pub coordinator: Option<String>,
+    /// The coordinator session, with `--coordinator`.
+    pub coordinator: Option<Arc<dyn SessionSource>>,
     /// The CSI socket.
     pub socket: PathBuf,
     /// The state directory.
@@ -138,7 +144,7 @@ impl Health {
             Some(s) => bounded(self.timeout, "the storage backend", s.storage()).await,
             None => Section::without(SectionState::NotConfigured, "no storage backend"),
         };
-        let network = match &c.network {
+        let mut network = match &c.network {
             Some(n) => bounded(self.timeout, "netlink", n.network()).await,
             None => Section::without(SectionState::NotConfigured, "no --network file"),
         };
@@ -161,14 +167,29 @@ impl Health {
             Err(e) => failed(e),
         };
         let coordinator = match &c.coordinator {
-            Some(url) => Section {
-                state: SectionState::NotConfigured,
-                reason: Some("the coordinator session is not built yet".into()),
-                data: Some(Coordinator {
-                    url: url.clone(),
-                    session: "not_configured".into(),
-                }),
-            },
+            Some(source) => {
+                let data = source.coordinator();
+                // Leased floating IPs are announced by the session's holder: name their epoch
+                // and last announcement where the network section lists the kernel's view.
+                if let Some(net) = network.data.as_mut() {
+                    for f in &mut net.floating_ips {
+                        if let Some(h) = data.floating_ips.iter().find(|h| h.address == f.address) {
+                            f.epoch = h.epoch;
+                            f.last_announced_unix = h.last_announced_unix;
+                        }
+                    }
+                }
+                let reason = (data.session != "connected").then(|| {
+                    data.last_error
+                        .clone()
+                        .unwrap_or_else(|| "connecting".into())
+                });
+                Section {
+                    state: SectionState::Ok,
+                    reason,
+                    data: Some(data),
+                }
+            }
             None => Section::without(SectionState::NotConfigured, "no --coordinator"),
         };
         let mut snap = Snapshot {

@@ -63,7 +63,7 @@ pub fn convert(observed: &Observed) -> Network {
     let floating_ips = observed
         .addresses
         .iter()
-        .filter(|a| a.owner == Owner::Floating)
+        .filter(|a| matches!(a.owner, Owner::Floating | Owner::Leased))
         .map(|a| FloatingIpHealth {
             address: a.item.prefix.addr.to_string(),
             dev: a.item.dev.clone(),

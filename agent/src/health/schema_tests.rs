@@ -80,7 +80,10 @@ fn full() -> Snapshot {
                 ..FloatingIpHealth::default()
             }],
         }),
-        coordinator: Section::ok(Coordinator::default()),
+        coordinator: Section::ok(Coordinator {
+            floating_ips: vec![FloatingIpHealth::default()],
+            ..Coordinator::default()
+        }),
         node: Section::ok(NodeStats {
             disks: vec![DiskCounters::default()],
             interfaces: vec![InterfaceCounters::default()],

@@ -214,8 +214,22 @@ pub struct FloatingIpHealth {
 pub struct Coordinator {
     /// The coordinator URL.
     pub url: String,
-    /// Session state.
+    /// Session state: `connected` or `connecting`.
     pub session: String,
+    /// The coordinator's identity, from its Welcome.
+    pub coordinator_id: Option<String>,
+    /// When the current session opened (seconds since the Unix epoch).
+    pub connected_since_unix: Option<u64>,
+    /// Sessions opened since the agent started (reconnects + 1).
+    pub sessions: u64,
+    /// Why the last attempt or session ended.
+    pub last_error: Option<String>,
+    /// Whether this node holds a valid lease (it may answer for floating IPs).
+    pub lease_valid: bool,
+    /// Milliseconds left on the lease.
+    pub lease_left_ms: Option<u64>,
+    /// The floating IPs this node holds under its lease.
+    pub floating_ips: Vec<FloatingIpHealth>,
 }
 
 /// Node counters from procfs.

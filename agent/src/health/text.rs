@@ -82,12 +82,33 @@ pub fn render(snap: &Snapshot, wide: bool) -> String {
             out.push('\n');
         }
     }
-    if let Some(n) = &snap.network.data {
-        let _ = writeln!(out, "\nFLOATING IPS ({})", n.floating_ips.len());
-        for f in &n.floating_ips {
+    if let Some(c) = &snap.coordinator.data {
+        let lease = match (c.lease_valid, c.lease_left_ms) {
+            (true, Some(ms)) => format!("lease valid ({ms} ms left)"),
+            _ => "no valid lease".into(),
+        };
+        let _ = writeln!(
+            out,
+            "\nCOORDINATOR {} ({}, {lease}, {} session(s))",
+            c.url, c.session, c.sessions
+        );
+        if let Some(e) = c.last_error.as_ref().filter(|_| c.session != "connected") {
+            let _ = writeln!(out, "  last error: {e}");
+        }
+    }
+    let held = snap.network.data.as_ref().map(|n| &n.floating_ips).or(snap
+        .coordinator
+        .data
+        .as_ref()
+        .map(|c| &c.floating_ips));
+    if let Some(ips) = held {
+        let _ = writeln!(out, "\nFLOATING IPS ({})", ips.len());
+        for f in ips {
             let epoch = f.epoch.map_or("-".into(), |e| e.to_string());
             let _ = writeln!(out, "  {:<40} dev {:<12} epoch {epoch}", f.address, f.dev);
         }
+    }
+    if let Some(n) = &snap.network.data {
         if wide {
             out.push_str("\nLINKS\n");
             for l in &n.links {

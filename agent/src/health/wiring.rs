@@ -33,8 +33,8 @@ pub struct StatusPlan {
     pub state_dir: PathBuf,
     /// The kubelet directory (published vs staged mounts).
     pub kubelet_dir: PathBuf,
-    /// `--coordinator`, when set.
-    pub coordinator: Option<String>,
+    /// The coordinator session, with `--coordinator`.
+    pub coordinator: Option<Arc<dyn super::SessionSource>>,
     /// True with `--network`: dump links and floating IPs.
     pub network: bool,
     /// The `ovn:` section of the network file, when there is one.

@@ -21,6 +21,41 @@ pub struct SessionHandles {
     pub status: Arc<Mutex<SessionStatus>>,
 }
 
+impl crate::health::SessionSource for SessionHandles {
+    fn coordinator(&self) -> crate::health::snapshot::Coordinator {
+        let s = self.status.lock().map(|s| s.clone()).unwrap_or_default();
+        let held = self.holder.held();
+        let now = tokio::time::Instant::now();
+        let lease_left = held.deadline.map(|d| d.saturating_duration_since(now));
+        crate::health::snapshot::Coordinator {
+            url: s.url,
+            session: if s.connected {
+                "connected"
+            } else {
+                "connecting"
+            }
+            .into(),
+            coordinator_id: s.coordinator_id,
+            connected_since_unix: s.since_unix,
+            sessions: s.sessions,
+            last_error: s.last_error,
+            lease_valid: lease_left.is_some_and(|l| !l.is_zero()),
+            lease_left_ms: lease_left.map(|l| u64::try_from(l.as_millis()).unwrap_or(u64::MAX)),
+            floating_ips: held
+                .addresses
+                .iter()
+                .map(|l| crate::health::snapshot::FloatingIpHealth {
+                    address: l.address.to_string(),
+                    dev: l.dev.clone(),
+                    epoch: Some(l.epoch),
+                    #[allow(clippy::cast_precision_loss)] // Unix seconds fit an f64 exactly
+                    last_announced_unix: held.announced_unix.get(&l.name).map(|t| *t as f64),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Parses `k=v` labels.
 pub fn parse_labels(items: &[String]) -> Result<BTreeMap<String, String>, UsageError> {
     let mut labels = BTreeMap::new();

@@ -14,6 +14,7 @@ pub const COORDINATOR_IP: &str = "10.9.0.1";
 /// The client's address.
 pub const CLIENT_IP: &str = "10.9.0.100";
 const PORT: u16 = 9811;
+const STATUS_PORT: u16 = 9810;
 
 /// Node `i`'s (0-based) address.
 pub fn node_ip(i: usize) -> String {
@@ -123,6 +124,8 @@ impl FailoverLab {
             &self.path_str("coordinator.pem"),
             "--tls-key-file",
             &self.path_str("coordinator.key"),
+            "--status-addr",
+            &format!("{COORDINATOR_IP}:{STATUS_PORT}"),
         ];
         self.restarts += 1;
         let log = self.path(&format!("coordinator-{}.log", self.restarts));
@@ -238,6 +241,39 @@ impl FailoverLab {
     /// The client's address.
     pub fn client_ip() -> Ipv4Addr {
         CLIENT_IP.parse().expect("client IP")
+    }
+
+    /// `GET path` on the coordinator's status address, from the client namespace: (HTTP
+    /// status code, body). `None` while nothing answers.
+    pub fn coordinator_get(&self, path: &str) -> Option<(u16, String)> {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: c\r\nConnection: close\r\n\r\n");
+        self.client()
+            .thread(move || {
+                use std::io::{Read, Write};
+                let addr = std::net::SocketAddr::from((
+                    COORDINATOR_IP.parse::<Ipv4Addr>().ok()?,
+                    STATUS_PORT,
+                ));
+                let mut s =
+                    std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+                s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+                s.write_all(request.as_bytes()).ok()?;
+                let mut text = String::new();
+                s.read_to_string(&mut text).ok()?;
+                let code = text.split(' ').nth(1)?.parse().ok()?;
+                let body = text.split_once("\r\n\r\n")?.1.to_owned();
+                Some((code, body))
+            })
+            .join()
+            .ok()
+            .flatten()
+    }
+
+    /// The coordinator's `/status` JSON, once it answers.
+    pub fn coordinator_status(&self) -> serde_json::Value {
+        let (_, body) = Self::wait_for(Duration::from_secs(10), || self.coordinator_get("/status"))
+            .expect("the coordinator's /status answers");
+        serde_json::from_str(&body).expect("/status is JSON")
     }
 
     /// A log's text (for failure messages).
