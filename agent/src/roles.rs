@@ -357,7 +357,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     let listener = serve::bind(&socket).await?;
     if let Some(addr) = args.status_addr {
         let routes = crate::coordinator::status::CoordinatorRoutes {
-            engine,
+            engine: Arc::clone(&engine),
             socket: socket.clone(),
         };
         crate::status::spawn(addr, routes).await?;
@@ -376,7 +376,12 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             ))))
         }
         Backend::Linstor => {
-            let backend = LinstorBackend::new(linstor_client(&args.linstor).await?);
+            let client = linstor_client(&args.linstor).await?;
+            let placer = crate::coordinator::linstor_placer::LinstorPlacer::new(
+                client.clone(),
+                Arc::clone(&engine),
+            );
+            let backend = LinstorBackend::new(client).with_placer(Arc::new(placer));
             router.add_service(ControllerServer::new(ControllerService::new(Arc::new(
                 backend,
             ))))

@@ -104,6 +104,15 @@ pub struct NodeView {
     pub version: String,
 }
 
+/// A node's agent as placement sees it.
+#[derive(Debug, Clone)]
+pub struct AgentView {
+    /// The labels it reported.
+    pub labels: BTreeMap<String, String>,
+    /// Session open, reported healthy and lease valid.
+    pub healthy: bool,
+}
+
 /// The coordinator's state and decisions.
 pub struct Engine {
     store: Arc<dyn Store>,
@@ -567,6 +576,29 @@ impl Engine {
                 () = tokio::time::sleep_until(until) => {}
             }
         }
+    }
+
+    /// What placement needs of each node whose agent has opened a session: its labels, and
+    /// whether it is healthy now (session open, reported healthy, lease valid).
+    pub fn agents(&self) -> BTreeMap<String, AgentView> {
+        let inner = self.lock();
+        let now = Instant::now();
+        inner
+            .nodes
+            .iter()
+            .map(|(name, n)| {
+                let healthy = n.session.is_some()
+                    && n.healthy
+                    && n.last_grant.is_some_and(|g| now < g + self.timing.lease);
+                (
+                    name.clone(),
+                    AgentView {
+                        labels: n.labels.clone(),
+                        healthy,
+                    },
+                )
+            })
+            .collect()
     }
 
     /// The nodes, for the status page.

@@ -6,6 +6,7 @@ pub mod config;
 pub mod engine;
 pub mod hash;
 pub mod labels;
+pub mod linstor_placer;
 pub mod placement;
 pub mod pools;
 pub mod role;

@@ -52,6 +52,8 @@ pub struct LinstorBackend {
     pub(super) client: LinstorClient,
     /// Resource groups known to exist, to save a REST call per CreateVolume.
     pub(super) groups: Arc<Mutex<HashSet<String>>>,
+    /// Chooses replica nodes instead of LINSTOR's autoplacer, when set.
+    pub(super) placer: Option<Arc<dyn super::placement::ReplicaPlacer>>,
 }
 
 pub(super) fn source_prop(source: Option<&ContentSource>) -> String {
@@ -82,7 +84,15 @@ impl LinstorBackend {
         Self {
             client,
             groups: Arc::default(),
+            placer: None,
         }
+    }
+
+    /// Places new volumes' replicas with `placer` (the coordinator's placement) when the
+    /// StorageClass leaves the choice open; LINSTOR's autoplacer otherwise.
+    pub fn with_placer(mut self, placer: Arc<dyn super::placement::ReplicaPlacer>) -> Self {
+        self.placer = Some(placer);
+        self
     }
 
     /// The REST calls the client has sent (for benchmarks).

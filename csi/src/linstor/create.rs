@@ -14,6 +14,7 @@ use super::client::{
 };
 use super::names::{self, kib, props};
 use super::params::StorageClassParams;
+use super::placement::PlacementInput;
 use crate::backend::{ContentSource, Volume, VolumeSpec};
 use crate::{CsiError, TOPOLOGY_NODE_KEY};
 
@@ -136,18 +137,20 @@ impl LinstorBackend {
                 .create_volume_definition(rd, &VolumeDefinitionCreate::new(0, size_kib))
                 .await,
         )?;
-        self.place(rd, p, &spec.requisite, &spec.preferred).await
+        self.place(rd, p, spec).await
     }
 
-    /// Places replicas: the first on the preferred node when the CO names one (so a
-    /// WaitForFirstConsumer pod finds its data local), the rest by LINSTOR's autoplacer.
+    /// Places replicas: on `nodeList` when given; by the coordinator's placer when set and
+    /// the StorageClass has no LINSTOR-specific placement rules; else the first on the
+    /// preferred node when the CO names one (so a WaitForFirstConsumer pod finds its data
+    /// local) and the rest by LINSTOR's autoplacer.
     async fn place(
         &self,
         rd: &str,
         p: &StorageClassParams,
-        requisite: &[BTreeMap<String, String>],
-        preferred: &[BTreeMap<String, String>],
+        spec: &VolumeSpec,
     ) -> Result<(), CsiError> {
+        let (requisite, preferred) = (&spec.requisite, &spec.preferred);
         if !p.node_list.is_empty() {
             // Explicit placement: exactly these nodes, no autoplacer.
             let pool = p.storage_pools.first().map(String::as_str);
@@ -155,6 +158,25 @@ impl LinstorBackend {
                 .node_list
                 .iter()
                 .map(|n| ResourceCreate::diskful(rd, n, pool))
+                .collect();
+            existing_ok(self.client.create_resources(rd, &replicas).await)?;
+            return Ok(());
+        }
+        if let Some(placer) = self.placer.as_ref().filter(|_| p.placer_may_choose()) {
+            let input = PlacementInput {
+                volume: rd,
+                size_bytes: spec.capacity_bytes,
+                replicas: p.place_count,
+                pools: &p.storage_pools,
+                requisite,
+                preferred,
+            };
+            let chosen = placer.place(&input).await?;
+            tracing::info!(volume = %rd, nodes = ?chosen.iter().map(|r| r.node.as_str()).collect::<Vec<_>>(),
+                "replicas placed");
+            let replicas: Vec<ResourceCreate> = chosen
+                .iter()
+                .map(|r| ResourceCreate::diskful(rd, &r.node, Some(&r.pool)))
                 .collect();
             existing_ok(self.client.create_resources(rd, &replicas).await)?;
             return Ok(());

@@ -14,6 +14,7 @@ mod create;
 mod errors;
 pub mod names;
 pub mod params;
+pub mod placement;
 mod publish;
 mod snapshots;
 

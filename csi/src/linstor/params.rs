@@ -87,6 +87,17 @@ fn name_ok(s: &str) -> bool {
 }
 
 impl StorageClassParams {
+    /// Whether Hearth's placement may choose the replica nodes: not when the class names
+    /// nodes, or carries placement rules only LINSTOR's autoplacer understands (node-property
+    /// constraints, name-based anti-affinity, a diskless pool).
+    pub fn placer_may_choose(&self) -> bool {
+        self.node_list.is_empty()
+            && self.replicas_on_same.is_empty()
+            && self.replicas_on_different.is_empty()
+            && self.do_not_place_with_regex.is_none()
+            && self.diskless_storage_pool.is_none()
+    }
+
     /// Parses and checks StorageClass parameters.
     pub fn parse(parameters: &BTreeMap<String, String>) -> Result<Self, CsiError> {
         let mut p = Self {
