@@ -131,6 +131,7 @@ async fn serve_all<B: VolumeBackend, A: Attacher>(
     settings: NodeSettings,
     listener: tokio::net::UnixListener,
     (mut status, kind, devices): (StatusPlan, &'static str, Arc<dyn DeviceMap>),
+    reports: Arc<crate::node::wiring::HealthReports>,
 ) -> anyhow::Result<()> {
     let socket = status.socket.clone();
     let node = node_service(attacher, settings)?;
@@ -146,7 +147,7 @@ async fn serve_all<B: VolumeBackend, A: Attacher>(
         devices,
     ));
     let csi = Arc::new(CsiRecorder::default());
-    spawn_status(status, Arc::clone(&csi)).await?;
+    reports.attach(spawn_status(status, Arc::clone(&csi)).await?);
     let router = Server::builder()
         .add_service(counted(&csi, IdentityServer::new(identity)))
         .add_service(counted(
@@ -163,6 +164,7 @@ async fn embedded_coordinator(
     state_dir: &Path,
     node_id: &str,
     config: Option<&Path>,
+    reports: Arc<crate::node::wiring::HealthReports>,
 ) -> anyhow::Result<Arc<dyn crate::health::SessionSource>> {
     let store = crate::coordinator::role::open_store(None, state_dir, "default").await?;
     if let Some(config) = config {
@@ -183,7 +185,7 @@ async fn embedded_coordinator(
         node_id,
         std::collections::BTreeMap::new(),
         &no_tls,
-        Arc::new(crate::node::session::BareReports),
+        reports,
     )?;
     Ok(Arc::new(session))
 }
@@ -208,15 +210,21 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         max_volumes: args.max_volumes,
         multi_node: false,
     };
+    let reports = Arc::new(crate::node::wiring::HealthReports::default());
+    let session = embedded_coordinator(
+        &state_dir,
+        &node_id,
+        args.config.as_deref(),
+        Arc::clone(&reports),
+    )
+    .await?;
     let mut status = StatusPlan {
         addr: args.status_addr,
         node_name: node_id.clone(),
         socket,
         state_dir: state_dir.clone(),
         kubelet_dir,
-        coordinator: Some(
-            embedded_coordinator(&state_dir, &node_id, args.config.as_deref()).await?,
-        ),
+        coordinator: Some(session),
         network: false,
         ovn: None,
         drbd: false,
@@ -231,7 +239,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
                 sys_block: "/sys/block".into(),
             };
             let status = (status, "loopfile", Arc::new(devices) as Arc<dyn DeviceMap>);
-            serve_all(backend, attacher, settings, listener, status).await
+            serve_all(backend, attacher, settings, listener, status, reports).await
         }
         Backend::Linstor => {
             let client = linstor_client(&args.linstor).await?;
@@ -245,6 +253,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
                 settings,
                 listener,
                 status,
+                reports,
             )
             .await
         }
@@ -256,13 +265,14 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
     let socket = serve::parse_endpoint(&args.csi_endpoint)?;
     let state_dir = prepare_dir(&args.state_dir, "state directory")?;
     let kubelet_dir = prepare_dir(&args.kubelet_dir, "kubelet directory")?;
+    let reports = Arc::new(crate::node::wiring::HealthReports::default());
     let session = match &args.coordinator {
         Some(url) => Some(crate::node::wiring::start(
             url,
             &args.node_name,
             crate::node::wiring::parse_labels(&args.node_labels)?,
             &args.tls,
-            Arc::new(crate::node::session::BareReports),
+            Arc::clone(&reports) as Arc<dyn crate::node::session::ReportSource>,
         )?),
         None => None,
     };
@@ -331,7 +341,8 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
             router.add_service(counted(&csi, NodeServer::new(node)))
         }
     };
-    spawn_status(status, csi).await?;
+    let health = spawn_status(status, csi).await?;
+    reports.attach(health);
     serve::serve(router, listener, &socket).await
 }
 

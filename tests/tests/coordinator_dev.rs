@@ -74,9 +74,19 @@ fn hearth_dev_holds_its_configured_floating_ips() {
     std::thread::sleep(Duration::from_millis(100));
     assert!(!probe.stop().is_empty(), "no ARP answer for 10.8.0.20");
 
-    let out = host.hearth(&["status", "--addr", "127.0.0.1:9870", "--output", "json"]);
-    let status: serde_json::Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("status JSON: {e}; {out:?}"));
+    // The snapshot is shared for a second: poll until it shows the session with both IPs.
+    let status = FailoverLab::wait_for(Duration::from_secs(5), || {
+        let out = host.hearth(&["status", "--addr", "127.0.0.1:9870", "--output", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let c = &v["coordinator"]["data"];
+        (c["session"] == "connected" && c["floating_ips"].as_array()?.len() == 2).then_some(v)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no connected session with two floating IPs in /status; log:\n{}",
+            log()
+        )
+    });
     let c = &status["coordinator"]["data"];
     assert_eq!(c["session"], "connected", "{c}");
     assert_eq!(c["lease_valid"], true, "{c}");

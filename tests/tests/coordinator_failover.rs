@@ -193,6 +193,19 @@ fn c_a_coordinator_restart_moves_nothing() {
         assert_eq!(epochs, vec![1, 1, 1, 1], "restart {restart}: {status}");
         assert_eq!(status["failovers"], 0, "restart {restart}: {status}");
     }
+    // Reports carry each node's health snapshot; the coordinator serves the last one.
+    let snap = FailoverLab::wait_for(Duration::from_secs(15), || {
+        lab.coordinator_get("/nodes/node-b/status")
+            .filter(|(code, _)| *code == 200)
+    })
+    .expect("node-b's snapshot at the coordinator");
+    let snap: serde_json::Value = serde_json::from_str(&snap.1).expect("JSON");
+    assert_eq!(snap["node_name"], "node-b");
+    let nodes = lab.coordinator_status()["nodes"].clone();
+    for n in nodes.as_array().expect("nodes") {
+        assert_eq!(n["healthy"], true, "{n}");
+        assert!(n["free_bytes"].as_u64() > Some(0), "{n}");
+    }
 }
 
 #[test]

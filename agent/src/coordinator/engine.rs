@@ -71,7 +71,8 @@ struct NodeState {
     session: Option<Session>,
     last_grant: Option<Instant>,
     last_report: Option<Instant>,
-    snapshot: Option<String>,
+    /// The last health snapshot (JSON) and when it came (Unix seconds).
+    snapshot: Option<(String, u64)>,
     version: String,
 }
 
@@ -102,6 +103,12 @@ pub struct NodeView {
     pub floating_ips: usize,
     /// Agent version.
     pub version: String,
+    /// Storage capacity it reported, bytes.
+    pub total_bytes: u64,
+    /// Free storage it reported, bytes.
+    pub free_bytes: u64,
+    /// When its health snapshot last arrived (seconds since the Unix epoch).
+    pub snapshot_unix: Option<u64>,
 }
 
 /// A node's agent as placement sees it.
@@ -222,7 +229,10 @@ impl Engine {
         n.capacity = report.capacity.unwrap_or(n.capacity);
         n.last_report = Some(Instant::now());
         if !report.health_json.is_empty() {
-            n.snapshot = Some(report.health_json.clone());
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            n.snapshot = Some((report.health_json.clone(), now));
         }
         // Only a session that got its assignments is granted leases (the node ignores
         // leases before that anyway).
@@ -619,6 +629,9 @@ impl Engine {
                     .filter(|s| s.node.as_deref() == Some(name.as_str()))
                     .count(),
                 version: n.version.clone(),
+                total_bytes: n.capacity.total_bytes,
+                free_bytes: n.capacity.free_bytes,
+                snapshot_unix: n.snapshot.as_ref().map(|(_, at)| *at),
             })
             .collect()
     }
@@ -631,6 +644,14 @@ impl Engine {
     /// This coordinator's identity.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// A node's last health snapshot (JSON), as its agent reported it.
+    pub fn snapshot(&self, node: &str) -> Option<String> {
+        self.lock()
+            .nodes
+            .get(node)
+            .and_then(|n| n.snapshot.as_ref().map(|(s, _)| s.clone()))
     }
 
     /// The floating IPs' states, for the status page.

@@ -1,6 +1,7 @@
 //! The coordinator's status endpoints on `--status-addr`: `/healthz`, `/readyz` (ready when the
 //! CSI socket is served; a standby replica is ready too, so a two-replica rollout completes),
-//! `/status` (JSON or text: leadership, nodes and floating IPs) and `/metrics` (OpenMetrics).
+//! `/status` (JSON or text: leadership, nodes and floating IPs), `/nodes/NAME/status` (the
+//! node's health snapshot from its last report) and `/metrics` (OpenMetrics).
 //! Served by the same hardened HTTP server as the node's.
 
 use std::path::PathBuf;
@@ -207,7 +208,15 @@ impl Routes for CoordinatorRoutes {
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 metrics(&self.status()),
             ),
-            _ => text_reply(StatusCode::NOT_FOUND, "not found\n".into()),
+            path => match path
+                .strip_prefix("/nodes/")
+                .and_then(|rest| rest.strip_suffix("/status"))
+                .and_then(|node| self.engine.snapshot(node))
+            {
+                // The node's own /status JSON, as its last report carried it.
+                Some(json) => typed_reply(StatusCode::OK, "application/json", json + "\n"),
+                None => text_reply(StatusCode::NOT_FOUND, "not found\n".into()),
+            },
         }
     }
 }

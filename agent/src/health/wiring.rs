@@ -48,11 +48,10 @@ pub struct StatusPlan {
 /// The backend's name, the backend and its local device map.
 pub type StorageParts = (&'static str, Arc<dyn VolumeBackend>, Arc<dyn DeviceMap>);
 
-/// Starts the status server when `--status-addr` is set (binding fails fast).
-pub async fn spawn_status(plan: StatusPlan, csi: Arc<CsiRecorder>) -> anyhow::Result<()> {
-    let Some(addr) = plan.addr else {
-        return Ok(());
-    };
+/// Builds the health snapshot source, and starts the status server when `--status-addr` is
+/// set (binding fails fast). The snapshot also feeds the coordinator session's reports.
+pub async fn spawn_status(plan: StatusPlan, csi: Arc<CsiRecorder>) -> anyhow::Result<Arc<Health>> {
+    let addr = plan.addr;
     let storage = plan.storage.map(|(name, backend, devices)| {
         Arc::new(BackendStorage {
             name: name.into(),
@@ -86,15 +85,18 @@ pub async fn spawn_status(plan: StatusPlan, csi: Arc<CsiRecorder>) -> anyhow::Re
         socket: plan.socket,
         state_dir: plan.state_dir,
     };
-    let health = Health::new(collectors, HEALTH_TIMEOUT, HEALTH_MAX_AGE);
-    crate::status::spawn(
-        addr,
-        StatusSources {
-            health: Arc::new(health),
-            csi,
-        },
-    )
-    .await
+    let health = Arc::new(Health::new(collectors, HEALTH_TIMEOUT, HEALTH_MAX_AGE));
+    if let Some(addr) = addr {
+        crate::status::spawn(
+            addr,
+            StatusSources {
+                health: Arc::clone(&health),
+                csi,
+            },
+        )
+        .await?;
+    }
+    Ok(health)
 }
 
 /// Wraps a CSI service so its calls are counted.

@@ -23,6 +23,9 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 
 use super::lease::{LeaseHolder, Leased};
 
+/// How often a report carries the whole health snapshot.
+const SNAPSHOT_EVERY: Duration = Duration::from_secs(10);
+
 /// Errors of the session.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -80,30 +83,22 @@ pub struct SessionStatus {
     pub lease_left_ms: Option<u64>,
 }
 
-/// The node's view for reports: healthy?, capacity, and the health snapshot JSON.
-pub trait ReportSource: Send + Sync + 'static {
-    /// Whether this node should be given new work.
-    fn healthy(&self) -> bool;
+/// What a report says about the node.
+#[derive(Debug, Clone, Default)]
+pub struct NodeReport {
+    /// Whether this node should be given new work (its required checks pass).
+    pub healthy: bool,
     /// Storage capacity.
-    fn capacity(&self) -> Capacity;
-    /// The health snapshot as JSON (sent now and then), if any.
-    fn snapshot_json(&self) -> Option<String>;
+    pub capacity: Capacity,
+    /// The health snapshot as JSON, when asked for.
+    pub snapshot_json: Option<String>,
 }
 
-/// A source that reports healthy, no capacity and no snapshot.
-#[derive(Debug, Default)]
-pub struct BareReports;
-
-impl ReportSource for BareReports {
-    fn healthy(&self) -> bool {
-        true
-    }
-    fn capacity(&self) -> Capacity {
-        Capacity::default()
-    }
-    fn snapshot_json(&self) -> Option<String> {
-        None
-    }
+/// Where reports come from: the node's health snapshot.
+#[async_trait::async_trait]
+pub trait ReportSource: Send + Sync + 'static {
+    /// The node now; the snapshot JSON only when `with_snapshot`.
+    async fn report(&self, with_snapshot: bool) -> NodeReport;
 }
 
 /// Builds the channel for `url`: plaintext only to a loopback host, else mTLS.
@@ -213,7 +208,7 @@ async fn session(
         node_name: config.node_name.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         labels: config.labels.clone().into_iter().collect(),
-        capacity: Some(source.capacity()),
+        capacity: Some(source.report(false).await.capacity),
         held: held_addresses(holder),
     };
     tx.send(NodeMessage {
@@ -259,18 +254,17 @@ async fn session(
         loop {
             tick.tick().await;
             seq += 1;
-            let health_json = if last_snapshot.elapsed() >= Duration::from_secs(10) {
+            let with_snapshot = last_snapshot.elapsed() >= SNAPSHOT_EVERY;
+            if with_snapshot {
                 last_snapshot = Instant::now();
-                source.snapshot_json().unwrap_or_default()
-            } else {
-                String::new()
-            };
+            }
+            let node = source.report(with_snapshot).await;
             let report = Report {
                 seq,
-                healthy: source.healthy(),
-                capacity: Some(source.capacity()),
+                healthy: node.healthy,
+                capacity: Some(node.capacity),
                 held: held_addresses(holder),
-                health_json,
+                health_json: node.snapshot_json.unwrap_or_default(),
             };
             if let Ok(mut q) = sent.lock() {
                 q.push_back((seq, Instant::now()));

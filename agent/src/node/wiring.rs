@@ -11,6 +11,7 @@ use crate::cli::TlsArgs;
 use crate::net::announce::{Announcer, PacketSocket, Schedule};
 use crate::net::netlink::RtNetlink;
 use crate::UsageError;
+use hearth_proto::hearth::v1::Capacity;
 
 /// The running session's handles, for the status page.
 #[derive(Debug, Clone)]
@@ -117,4 +118,48 @@ pub fn start(
         }
     });
     Ok(SessionHandles { holder, status })
+}
+
+/// Reports from the node's health snapshot, refreshed in the background every second so a
+/// slow collector never delays a report (and with it the lease).
+#[derive(Debug, Default)]
+pub struct HealthReports {
+    latest: Mutex<(bool, Capacity, Option<String>)>,
+}
+
+impl HealthReports {
+    /// Starts refreshing from `health`.
+    pub fn attach(self: &Arc<Self>, health: Arc<crate::health::Health>) {
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let snap = health.snapshot().await;
+                let healthy = crate::health::checks::not_ready(&snap).is_empty();
+                let mut capacity = Capacity::default();
+                for p in snap.storage.data.iter().flat_map(|s| &s.pools) {
+                    capacity.total_bytes += p.total_bytes.unwrap_or(0);
+                    capacity.free_bytes += p.free_bytes.unwrap_or(0);
+                }
+                let json = serde_json::to_string(&*snap).ok();
+                if let Ok(mut l) = me.latest.lock() {
+                    *l = (healthy, capacity, json);
+                }
+            }
+        });
+    }
+}
+
+#[async_trait::async_trait]
+impl ReportSource for HealthReports {
+    async fn report(&self, with_snapshot: bool) -> session::NodeReport {
+        let (healthy, capacity, json) = self.latest.lock().map(|l| l.clone()).unwrap_or_default();
+        session::NodeReport {
+            healthy,
+            capacity,
+            snapshot_json: json.filter(|_| with_snapshot),
+        }
+    }
 }
