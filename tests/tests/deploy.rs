@@ -1115,3 +1115,48 @@ fn helm_lint_and_template_when_helm_is_installed() {
         }
     }
 }
+
+/// Every `--flag` the chart passes to `hearth node` / `hearth coordinator` (including the
+/// backend helper's) is one the binary's `--help` lists for that command.
+#[test]
+fn chart_args_are_flags_the_binary_accepts() {
+    let templates = repo().join("deploy/charts/hearth/templates");
+    let helpers = std::fs::read_to_string(templates.join("_helpers.tpl")).expect("helpers");
+    let backend: Vec<String> = helpers
+        .split("define \"hearth.backendArgs\"")
+        .nth(1)
+        .and_then(|s| s.split("{{- end -}}").next())
+        .map(flags_in)
+        .unwrap_or_default();
+    assert!(backend.contains(&"--backend".to_owned()), "{backend:?}");
+    for (file, command) in [
+        ("node-daemonset.yaml", "node"),
+        ("coordinator-deployment.yaml", "coordinator"),
+    ] {
+        let text = std::fs::read_to_string(templates.join(file)).expect("template");
+        // The hearth container's args: from `- <command>` to the container's env.
+        let args = text
+            .split(&format!("- {command}\n"))
+            .nth(1)
+            .and_then(|s| s.split("env:").next())
+            .unwrap_or_else(|| panic!("{file}: no `- {command}` args"));
+        let help = run(Command::new(hearth_tests::hearth_bin()).args([command, "--help"]));
+        let help = String::from_utf8_lossy(&help.stdout).into_owned();
+        let mut flags = flags_in(args);
+        flags.extend(backend.iter().cloned());
+        assert!(flags.len() > 5, "{file}: {flags:?}");
+        for f in flags {
+            assert!(
+                help.contains(&format!("{f} ")) || help.contains(&format!("{f}\n")),
+                "{file}: hearth {command} has no flag {f}"
+            );
+        }
+    }
+}
+
+fn flags_in(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("- --"))
+        .map(|f| format!("--{}", f.split(['=', ' ']).next().unwrap_or_default()))
+        .collect()
+}
