@@ -186,6 +186,7 @@ async fn embedded_coordinator(
         std::collections::BTreeMap::new(),
         &no_tls,
         reports,
+        None,
     )?;
     Ok(Arc::new(session))
 }
@@ -266,16 +267,7 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
     let state_dir = prepare_dir(&args.state_dir, "state directory")?;
     let kubelet_dir = prepare_dir(&args.kubelet_dir, "kubelet directory")?;
     let reports = Arc::new(crate::node::wiring::HealthReports::default());
-    let session = match &args.coordinator {
-        Some(url) => Some(crate::node::wiring::start(
-            url,
-            &args.node_name,
-            crate::node::wiring::parse_labels(&args.node_labels)?,
-            &args.tls,
-            Arc::clone(&reports) as Arc<dyn crate::node::session::ReportSource>,
-        )?),
-        None => None,
-    };
+    let labels = crate::node::wiring::parse_labels(&args.node_labels)?;
     let mut ovn = None;
     if let Some(file) = args.network.clone() {
         // Fail fast on a file that does not parse, then keep it converged in the background.
@@ -315,21 +307,25 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
         socket: socket.clone(),
         state_dir: state_dir.clone(),
         kubelet_dir,
-        coordinator: session.map(|s| Arc::new(s) as Arc<dyn crate::health::SessionSource>),
+        coordinator: None,
         network: args.network.is_some(),
         ovn,
         drbd: args.backend == Backend::Linstor,
         storage: None,
     };
     let router = Server::builder().add_service(counted(&csi, IdentityServer::new(identity)));
+    let mut local_volumes = None;
     let router = match args.backend {
         Backend::Loopfile => {
-            let backend = loopfile_backend(&state_dir, &args.node_name).await?;
+            let backend: Arc<dyn VolumeBackend> =
+                Arc::new(loopfile_backend(&state_dir, &args.node_name).await?);
             let devices = LoopDevices {
                 volumes_dir: Layout::new(&state_dir).volumes_dir(),
                 sys_block: "/sys/block".into(),
             };
-            status.storage = Some(("loopfile", Arc::new(backend), Arc::new(devices)));
+            status.storage = Some(("loopfile", Arc::clone(&backend), Arc::new(devices)));
+            // The coordinator creates, grows and deletes this node's images over the session.
+            local_volumes = Some(backend);
             let node = node_service(loop_attacher(&state_dir)?, settings)?;
             router.add_service(counted(&csi, NodeServer::new(node)))
         }
@@ -341,6 +337,17 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
             router.add_service(counted(&csi, NodeServer::new(node)))
         }
     };
+    if let Some(url) = &args.coordinator {
+        let session = crate::node::wiring::start(
+            url,
+            &args.node_name,
+            labels,
+            &args.tls,
+            Arc::clone(&reports) as Arc<dyn crate::node::session::ReportSource>,
+            local_volumes,
+        )?;
+        status.coordinator = Some(Arc::new(session));
+    }
     let health = spawn_status(status, csi).await?;
     reports.attach(health);
     serve::serve(router, listener, &socket).await
@@ -359,7 +366,8 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     let timing = crate::coordinator::role::timing(&args.lease)?;
     let id = args.id.clone().unwrap_or_else(hostname);
     let (engine, bound) =
-        crate::coordinator::role::start(store, timing, &id, args.listen, &args.tls).await?;
+        crate::coordinator::role::start(Arc::clone(&store), timing, &id, args.listen, &args.tls)
+            .await?;
     if let Some(addr) = bound {
         // Tests and scripts read the bound port from here (`--listen 127.0.0.1:0`).
         println!("agent API listening on {addr}");
@@ -380,6 +388,13 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     let identity = IdentityService::new(true, true, readiness);
     let router = Server::builder().add_service(IdentityServer::new(identity));
     let router = match args.backend {
+        // With the agent API, loopfile images live on the node agents; without it, here.
+        Backend::Loopfile if args.listen.is_some() => {
+            let backend = crate::coordinator::volumes::NodeLocalVolumes::new(store, engine);
+            router.add_service(ControllerServer::new(ControllerService::new(Arc::new(
+                backend,
+            ))))
+        }
         Backend::Loopfile => {
             let backend = loopfile_backend(&state_dir, &node_id).await?;
             router.add_service(ControllerServer::new(ControllerService::new(Arc::new(

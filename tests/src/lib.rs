@@ -160,29 +160,7 @@ impl Sandbox {
 
     /// Loop devices whose backing file lies below the sandbox.
     pub fn loop_devices(&self) -> Vec<String> {
-        let root = self
-            .dir
-            .path()
-            .canonicalize()
-            .unwrap_or_else(|_| self.dir.path().to_owned());
-        let mut found = Vec::new();
-        for entry in std::fs::read_dir("/sys/block")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !name.starts_with("loop") {
-                continue;
-            }
-            if let Ok(b) = std::fs::read_to_string(entry.path().join("loop/backing_file")) {
-                let b = b.trim_end().trim_end_matches(" (deleted)");
-                if Path::new(b).starts_with(&root) {
-                    found.push(format!("/dev/{name}"));
-                }
-            }
-        }
-        found
+        loop_devices_under(self.dir.path())
     }
 
     /// Files below `state/volumes` and `state/snapshots`.
@@ -345,4 +323,28 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Loop devices whose backing file lies below `dir`.
+pub fn loop_devices_under(dir: &Path) -> Vec<String> {
+    let root = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
+    let mut found = Vec::new();
+
+    for entry in std::fs::read_dir("/sys/block")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("loop") {
+            continue;
+        }
+        if let Ok(b) = std::fs::read_to_string(entry.path().join("loop/backing_file")) {
+            let b = b.trim_end().trim_end_matches(" (deleted)");
+            if Path::new(b).starts_with(&root) {
+                found.push(format!("/dev/{name}"));
+            }
+        }
+    }
+    found
 }

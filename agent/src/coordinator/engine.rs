@@ -15,9 +15,10 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use hearth_csi::CsiError;
 use hearth_proto::hearth::v1::{
-    coordinator_message, Assignments, Capacity, CoordinatorMessage, FloatingIpAssignment, Hello,
-    Lease, Report, Welcome,
+    coordinator_message, volume_call, Assignments, Capacity, CoordinatorMessage,
+    FloatingIpAssignment, Hello, Lease, Report, VolumeCall, VolumeReply, Welcome,
 };
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
@@ -118,6 +119,10 @@ pub struct AgentView {
     pub labels: BTreeMap<String, String>,
     /// Session open, reported healthy and lease valid.
     pub healthy: bool,
+    /// Storage capacity it reported, bytes.
+    pub total_bytes: u64,
+    /// Free storage it reported, bytes.
+    pub free_bytes: u64,
 }
 
 /// The coordinator's state and decisions.
@@ -129,6 +134,9 @@ pub struct Engine {
     kick: Notify,
     /// Floating IPs moved off an owner whose lease ended.
     failovers: std::sync::atomic::AtomicU64,
+    /// Volume calls sent to nodes and not yet answered.
+    calls: Mutex<std::collections::HashMap<u64, tokio::sync::oneshot::Sender<VolumeReply>>>,
+    next_call: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -154,6 +162,8 @@ impl Engine {
             inner: Mutex::new(Inner::default()),
             kick: Notify::new(),
             failovers: std::sync::atomic::AtomicU64::new(0),
+            calls: Mutex::new(std::collections::HashMap::new()),
+            next_call: std::sync::atomic::AtomicU64::new(1),
         })
     }
 
@@ -605,6 +615,8 @@ impl Engine {
                     AgentView {
                         labels: n.labels.clone(),
                         healthy,
+                        total_bytes: n.capacity.total_bytes,
+                        free_bytes: n.capacity.free_bytes,
                     },
                 )
             })
@@ -634,6 +646,83 @@ impl Engine {
                 snapshot_unix: n.snapshot.as_ref().map(|(_, at)| *at),
             })
             .collect()
+    }
+
+    /// Sends a volume call to `node`'s agent and waits up to `timeout` for its answer. A
+    /// non-OK answer comes back as the matching error.
+    pub async fn call(
+        &self,
+        node: &str,
+        op: volume_call::Op,
+        timeout: Duration,
+    ) -> Result<VolumeReply, CsiError> {
+        let id = self
+            .next_call
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if let Ok(mut calls) = self.calls.lock() {
+            calls.insert(id, tx);
+        }
+        let sent = {
+            let inner = self.lock();
+            let msg = CoordinatorMessage {
+                msg: Some(coordinator_message::Msg::VolumeCall(VolumeCall {
+                    call_id: id,
+                    op: Some(op),
+                })),
+            };
+            inner
+                .nodes
+                .get(node)
+                .and_then(|n| n.session.as_ref())
+                .is_some_and(|s| s.tx.try_send(Ok(msg)).is_ok())
+        };
+        let forget = || {
+            if let Ok(mut calls) = self.calls.lock() {
+                calls.remove(&id);
+            }
+        };
+        if !sent {
+            forget();
+            return Err(CsiError::Unavailable(format!(
+                "node {node}'s agent has no session with the coordinator; retry when it reconnects"
+            )));
+        }
+        let reply = match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(r)) => r,
+            _ => {
+                forget();
+                return Err(CsiError::Unavailable(format!(
+                    "node {node}'s agent did not answer within {timeout:?}; retry"
+                )));
+            }
+        };
+        let message = format!("node {node}: {}", reply.message);
+        match tonic::Code::from_i32(reply.code) {
+            tonic::Code::Ok => Ok(reply),
+            tonic::Code::InvalidArgument => Err(CsiError::InvalidArgument(message)),
+            tonic::Code::NotFound => Err(CsiError::NotFound(message)),
+            tonic::Code::AlreadyExists => Err(CsiError::AlreadyExists(message)),
+            tonic::Code::FailedPrecondition => Err(CsiError::FailedPrecondition(message)),
+            tonic::Code::OutOfRange => Err(CsiError::OutOfRange(message)),
+            tonic::Code::ResourceExhausted => Err(CsiError::ResourceExhausted(message)),
+            tonic::Code::Aborted => Err(CsiError::Aborted(message)),
+            tonic::Code::Unimplemented => Err(CsiError::Unimplemented(message)),
+            tonic::Code::Unavailable => Err(CsiError::Unavailable(message)),
+            _ => Err(CsiError::Internal(message)),
+        }
+    }
+
+    /// Delivers a node's answer to the waiting call.
+    pub fn volume_reply(&self, reply: VolumeReply) {
+        let waiting = self
+            .calls
+            .lock()
+            .ok()
+            .and_then(|mut c| c.remove(&reply.call_id));
+        if let Some(tx) = waiting {
+            let _ = tx.send(reply);
+        }
     }
 
     /// Floating IPs moved off a node whose lease ended, since start.

@@ -12,3 +12,4 @@ pub mod pools;
 pub mod role;
 pub mod server;
 pub mod status;
+pub mod volumes;

@@ -132,6 +132,9 @@ impl Coordinator for AgentApi {
                     Ok(Some(NodeMessage {
                         msg: Some(node_message::Msg::Report(r)),
                     })) => engine.report(&node, session, &r),
+                    Ok(Some(NodeMessage {
+                        msg: Some(node_message::Msg::VolumeReply(r)),
+                    })) => engine.volume_reply(r),
                     Ok(Some(_)) => {}
                     Ok(None) => break,
                     Err(e) => {

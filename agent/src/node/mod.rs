@@ -6,4 +6,5 @@
 pub mod fence;
 pub mod lease;
 pub mod session;
+pub mod volumes;
 pub mod wiring;

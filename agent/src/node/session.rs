@@ -52,7 +52,7 @@ pub struct TlsFiles {
 }
 
 /// How to reach the coordinator and who this node is.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SessionConfig {
     /// `http://127.0.0.1:9811` (loopback only) or `https://host:9811`.
     pub url: String,
@@ -62,6 +62,8 @@ pub struct SessionConfig {
     pub labels: BTreeMap<String, String>,
     /// mTLS files; required for `https://`.
     pub tls: Option<TlsFiles>,
+    /// This node's own volume backend, for the coordinator's volume calls (loopfile).
+    pub volumes: Option<Arc<dyn hearth_csi::backend::VolumeBackend>>,
 }
 
 /// What the session looks like now, for the status page.
@@ -332,6 +334,34 @@ async fn session(
                     }
                     holder.assign(set);
                     assigned = true;
+                }
+                Some(coordinator_message::Msg::VolumeCall(call)) => {
+                    let tx = tx.clone();
+                    match config.volumes.clone() {
+                        Some(backend) => {
+                            tokio::spawn(async move {
+                                let reply = super::volumes::execute(&backend, call).await;
+                                let _ = tx
+                                    .send(NodeMessage {
+                                        msg: Some(node_message::Msg::VolumeReply(reply)),
+                                    })
+                                    .await;
+                            });
+                        }
+                        None => {
+                            let reply = hearth_proto::hearth::v1::VolumeReply {
+                                call_id: call.call_id,
+                                code: tonic::Code::Unimplemented as i32,
+                                message: "this node keeps no node-local volumes".into(),
+                                ..Default::default()
+                            };
+                            let _ = tx
+                                .send(NodeMessage {
+                                    msg: Some(node_message::Msg::VolumeReply(reply)),
+                                })
+                                .await;
+                        }
+                    }
                 }
                 Some(coordinator_message::Msg::Welcome(_)) | None => {}
             }

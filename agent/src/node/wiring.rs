@@ -81,6 +81,7 @@ pub fn start(
     labels: BTreeMap<String, String>,
     tls: &TlsArgs,
     source: Arc<dyn ReportSource>,
+    volumes: Option<Arc<dyn hearth_csi::backend::VolumeBackend>>,
 ) -> anyhow::Result<SessionHandles> {
     let tls = tls.files()?.map(|(ca_file, cert_file, key_file)| TlsFiles {
         ca_file,
@@ -93,6 +94,7 @@ pub fn start(
         node_name: node_name.to_owned(),
         labels,
         tls,
+        volumes,
     };
     let holder = Arc::new(LeaseHolder::default());
     let announcer = Announcer::leased(

@@ -93,6 +93,16 @@ fn new_id(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::new_v4().simple())
 }
 
+/// The volume ID for a CO name: `vol-` and the first 32 hex digits of SHA-256 of the name.
+/// Deterministic, so a coordinator and the node that holds the image agree on it without a
+/// round trip, and a retried CreateVolume finds the same volume.
+pub fn volume_id_for(name: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("hearth-loopfile-volume:{name}").as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("{VOLUME_PREFIX}{hex}")
+}
+
 fn is_id(prefix: &str, s: &str) -> bool {
     s.strip_prefix(prefix).is_some_and(|hex| {
         hex.len() == 32

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use super::catalog::{Catalog, CatalogError, RecordState, SnapshotRecord, VolumeRecord};
 use super::{
-    is_snapshot_id, is_volume_id, new_id, sync_dir, Layout, SNAPSHOT_PREFIX, VOLUME_PREFIX,
+    is_snapshot_id, is_volume_id, new_id, sync_dir, volume_id_for, Layout, SNAPSHOT_PREFIX,
 };
 use crate::attach::Condition;
 use crate::backend::{BackendFeatures, ContentSource, Snapshot, Volume, VolumeBackend, VolumeSpec};
@@ -250,7 +250,7 @@ impl Inner {
             }
         }
         let record = VolumeRecord {
-            id: new_id(VOLUME_PREFIX),
+            id: volume_id_for(&spec.name),
             name: spec.name.clone(),
             capacity_bytes: spec.capacity_bytes,
             parameters: spec.parameters.clone(),

@@ -238,6 +238,42 @@ impl FailoverLab {
         mac
     }
 
+    /// Whether `path` is a mount point in node agent `i`'s mount namespace (`ip netns exec`
+    /// gives each agent its own, so its mounts are not visible from the host's).
+    pub fn agent_mounted(&self, i: usize, path: &str) -> bool {
+        let Some(pid) = self.agents[i].as_ref().map(Child::id) else {
+            return false;
+        };
+        std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some(path))
+    }
+
+    /// A role's state directory: `coordinator` or a node name.
+    pub fn state_dir(&self, role: &str) -> PathBuf {
+        self.path(role)
+    }
+
+    /// Runs `hearth csi --endpoint <role's socket> ARGS...` (from the host: the sockets are
+    /// files) and returns (success, stdout + stderr).
+    pub fn csi(&self, role: &str, args: &[&str]) -> (bool, String) {
+        let endpoint = format!("unix://{}", self.path(role).join("csi.sock").display());
+        let out = std::process::Command::new(crate::hearth_bin())
+            .args(["csi", "--endpoint", &endpoint])
+            .args(args)
+            .output()
+            .expect("running hearth csi");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
     /// The client's address.
     pub fn client_ip() -> Ipv4Addr {
         CLIENT_IP.parse().expect("client IP")
@@ -304,5 +340,12 @@ impl Drop for FailoverLab {
         self.kill_coordinator();
         // Let each fence guard see its pipe close and exit before the namespaces go.
         std::thread::sleep(Duration::from_millis(100));
+        // Loop devices of images a failed test left attached (the agents' mounts died with
+        // their mount namespaces).
+        for dev in crate::loop_devices_under(self.dir.path()) {
+            let _ = std::process::Command::new("losetup")
+                .args(["-d", &dev])
+                .status();
+        }
     }
 }
