@@ -181,9 +181,20 @@ async fn kill_9_at_random_points_leaks_nothing_and_keeps_fsynced_data() {
         let delay = Duration::from_micros(rng.random_range(0..30_000));
         for n in 0..STEPS {
             let mut attempts = 0;
+            let mut last = None;
             loop {
                 attempts += 1;
-                assert!(attempts < 50, "cycle {i} step {n} keeps failing");
+                assert!(
+                    attempts < 50,
+                    "cycle {i} step {n} keeps failing: {last:?}\n{}",
+                    std::fs::read_to_string(run.sb.path().join("hearth.log"))
+                        .unwrap_or_default()
+                        .lines()
+                        .rev()
+                        .take(15)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
                 let result = if n == kill_step && attempts == 1 {
                     let pid = nix::unistd::Pid::from_raw(run.daemon.as_ref().unwrap().pid() as i32);
                     let killer = std::thread::spawn(move || {
@@ -209,6 +220,7 @@ async fn kill_9_at_random_points_leaks_nothing_and_keeps_fsynced_data() {
                                 | tonic::Code::Cancelled
                         ) =>
                     {
+                        last = Some(s);
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                     Err(s) => panic!("cycle {i} step {n}: {s:?}"),
