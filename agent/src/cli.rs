@@ -90,7 +90,7 @@ pub struct LeaseArgs {
     #[arg(long, env = "HEARTH_LEASE_MS", default_value_t = 350)]
     pub lease_ms: u64,
     /// Extra wait before an expired lease's floating IPs move.
-    #[arg(long, env = "HEARTH_LEASE_MARGIN_MS", default_value_t = 50)]
+    #[arg(long, env = "HEARTH_LEASE_MARGIN_MS", default_value_t = 100)]
     pub lease_margin_ms: u64,
 }
 

@@ -46,7 +46,7 @@ impl Default for Timing {
         Self {
             report_interval: Duration::from_millis(100),
             lease: Duration::from_millis(350),
-            margin: Duration::from_millis(50),
+            margin: Duration::from_millis(100),
             leadership: Duration::from_secs(10),
         }
     }
