@@ -226,7 +226,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         state_dir: state_dir.clone(),
         kubelet_dir,
         coordinator: Some(session),
-        network: false,
+        network: None,
         ovn: None,
         drbd: false,
         storage: None,
@@ -268,7 +268,7 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
     let kubelet_dir = prepare_dir(&args.kubelet_dir, "kubelet directory")?;
     let reports = Arc::new(crate::node::wiring::HealthReports::default());
     let labels = crate::node::wiring::parse_labels(&args.node_labels)?;
-    let mut ovn = None;
+    let (mut ovn, mut network) = (None, None);
     if let Some(file) = args.network.clone() {
         // Fail fast on a file that does not parse, then keep it converged in the background.
         let bad =
@@ -279,10 +279,14 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
             spec.tls().map_err(|e| bad(&e))?; // unreadable ovsdbTLS files
             ovn = Some(spec);
         }
+        let progress = crate::net::progress::NetProgress::default();
+        network = Some(progress.clone());
+        let opts = crate::net::controller::Options {
+            progress: Some(progress),
+            ..Default::default()
+        };
         tokio::spawn(async move {
-            if let Err(e) =
-                crate::net::controller::run(file, crate::net::controller::Options::default()).await
-            {
+            if let Err(e) = crate::net::controller::run(file, opts).await {
                 tracing::error!("network reconciler stopped: {e}");
             }
         });
@@ -308,7 +312,7 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
         state_dir: state_dir.clone(),
         kubelet_dir,
         coordinator: None,
-        network: args.network.is_some(),
+        network,
         ovn,
         drbd: args.backend == Backend::Linstor,
         storage: None,

@@ -74,6 +74,21 @@ pub struct Snapshot {
     pub ready: bool,
 }
 
+/// A storage pool behind the backend, with its capacity (for the status endpoint).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PoolCapacity {
+    /// The pool's name (`data`; `state-dir` for loopfile).
+    pub name: String,
+    /// The node it is on.
+    pub node: String,
+    /// LINSTOR's provider kind (`LVM_THIN`, `ZFS`, ...) or `filesystem`.
+    pub kind: String,
+    /// Total bytes, when the backend knows them.
+    pub total_bytes: Option<u64>,
+    /// Free bytes, when the backend knows them.
+    pub free_bytes: Option<u64>,
+}
+
 /// What a backend can do beyond the basics; the controller advertises only these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BackendFeatures {
@@ -168,4 +183,11 @@ pub trait VolumeBackend: Send + Sync + 'static {
         parameters: &BTreeMap<String, String>,
         segment: Option<&BTreeMap<String, String>>,
     ) -> Result<u64, CsiError>;
+
+    /// The pools that hold volumes on `node`, with capacity and free space (read-only; for
+    /// the status endpoint). None known by default.
+    async fn pools(&self, node: &str) -> Result<Vec<PoolCapacity>, CsiError> {
+        let _ = node;
+        Ok(Vec::new())
+    }
 }

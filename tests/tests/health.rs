@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use hearth_proto::csi::v1::{GetPluginInfoRequest, NodeStageVolumeRequest};
 use hearth_tests::linstor_sim::{SimConfig, Simulator};
+use hearth_tests::netns::NetNs;
 use hearth_tests::requests::*;
 use hearth_tests::{connect, hearth_bin, root_or_skip, tool_or_skip, Daemon, Mode, Sandbox};
 
@@ -41,11 +42,15 @@ fn get(addr: SocketAddr, path: &str, accept: &str) -> (u16, String) {
 }
 
 fn start(sb: &Sandbox, extra: &[&str]) -> (Daemon, SocketAddr) {
+    start_as(sb, "test-node", extra)
+}
+
+fn start_as(sb: &Sandbox, node: &str, extra: &[&str]) -> (Daemon, SocketAddr) {
     let addr = free_addr();
     let a = addr.to_string();
     let mut args = vec!["--status-addr", a.as_str()];
     args.extend_from_slice(extra);
-    let daemon = Daemon::start(sb, &args);
+    let daemon = Daemon::start_as(sb, node, &args);
     // The CSI socket is bound first; wait for the status listener too.
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(addr).is_err() {
@@ -67,6 +72,38 @@ fn hearth_status(addr: SocketAddr, output: &str) -> (i32, String) {
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
+}
+
+/// Feeds `metrics` to `promtool check metrics` and fails on any finding but one: promtool
+/// 2.42 lints with the Prometheus text parser, which looks for HELP under the sample name
+/// `x_total`; OpenMetrics puts it on the family `x` (prometheus/client_rust#194).
+fn promtool_accepts(metrics: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(metrics.as_bytes())
+        .expect("feed");
+    let out = child.wait_with_output().expect("promtool ran");
+    let report =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let real: Vec<&str> = report
+        .lines()
+        .filter(|l| {
+            let family = l.strip_suffix("_total no help text");
+            !family.is_some_and(|f| metrics.contains(&format!("# HELP {f} ")))
+        })
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert!(real.is_empty(), "promtool: {real:?}\n{metrics}");
+    assert!(out.status.success() || report.lines().all(|l| l.ends_with("no help text")));
 }
 
 /// Creates and stages one volume, and makes one failing call, so every family has samples.
@@ -121,38 +158,20 @@ async fn metrics_pass_promtool_and_status_lists_the_volume() {
     ] {
         assert!(metrics.contains(name), "{name} missing:\n{metrics}");
     }
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(metrics.as_bytes())
-        .expect("feed");
-    let out = child.wait_with_output().expect("promtool ran");
-    let report =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    // promtool 2.42 lints with the Prometheus text parser, which looks for HELP under the
-    // sample name `x_total`; OpenMetrics puts it on the family `x` (prometheus/client_rust#194).
-    let real: Vec<&str> = report
-        .lines()
-        .filter(|l| {
-            let family = l.strip_suffix("_total no help text");
-            !family.is_some_and(|f| metrics.contains(&format!("# HELP {f} ")))
-        })
-        .filter(|l| !l.trim().is_empty())
-        .collect();
-    assert!(real.is_empty(), "promtool: {real:?}\n{metrics}");
-    assert!(out.status.success() || report.lines().all(|l| l.ends_with("no help text")));
+    promtool_accepts(&metrics);
 
     let (code, json) = get(addr, "/status", "application/json");
     assert_eq!(code, 200);
     let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let pool = &v["storage"]["data"]["pools"][0];
+    assert_eq!(
+        (&pool["name"], &pool["kind"]),
+        (&"state-dir".into(), &"filesystem".into())
+    );
+    assert!(pool["free_bytes"].as_u64() <= pool["total_bytes"].as_u64());
+    assert!(pool["total_bytes"].as_u64() > Some(0), "{pool}");
+    assert!(metrics
+        .contains("hearth_storage_pool_capacity_bytes{pool=\"state-dir\",node=\"test-node\"}"));
     let vols = v["storage"]["data"]["volumes"].as_array().expect("volumes");
     assert_eq!(vols.len(), 1);
     assert!(vols[0]["device"]
@@ -205,6 +224,175 @@ async fn unreachable_backend_fails_readiness_with_a_reason() {
     assert!(table.contains("✗ backend"), "{table}");
     let (code, _) = get(addr, "/healthz", "*/*");
     assert_eq!(code, 200, "liveness stays up while the backend is away");
+}
+
+/// This node's LINSTOR storage pools, from the storage-pool view of the simulator (a
+/// stand-in, not LINSTOR), with capacity and free space in `/status`, `/metrics` and the table.
+#[tokio::test(flavor = "multi_thread")]
+async fn linstor_pools_report_capacity_and_free_space() {
+    if !root_or_skip("linstor_pools") {
+        return;
+    }
+    let sim = Simulator::start(SimConfig::default()).expect("simulator");
+    let url = sim.url();
+    let sb = Sandbox::new();
+    let (daemon, addr) = start_as(
+        &sb,
+        "node-a",
+        &["--backend", "linstor", "--linstor-url", &url],
+    );
+    let total = (10u64 << 20) * 1024; // SimConfig's pool size, 10 GiB
+    let pools = |body: &str| {
+        let v: serde_json::Value = serde_json::from_str(body).expect("json");
+        v["storage"]["data"]["pools"].clone()
+    };
+    let (_, body) = get(addr, "/status", "*/*");
+    assert_eq!(
+        pools(&body),
+        serde_json::json!([{"name": "data", "node": "node-a", "kind": "LVM_THIN",
+            "total_bytes": total, "free_bytes": total}]),
+        "{body}"
+    );
+    // Three replicas: one lands on node-a, whose pool then has 64 MiB less free.
+    let mut c = connect(daemon.socket()).await.expect("connect");
+    let mut req = create(
+        "pvc-pool",
+        64 << 20,
+        mount_cap("ext4", Mode::SingleNodeWriter),
+    );
+    req.parameters.insert("placementCount".into(), "3".into());
+    c.controller.create_volume(req).await.expect("create");
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past the snapshot cache
+    let (_, body) = get(addr, "/status", "*/*");
+    assert_eq!(pools(&body)[0]["free_bytes"], total - (64 << 20), "{body}");
+    let (_, metrics) = get(addr, "/metrics", "*/*");
+    for line in [
+        format!("hearth_storage_pool_capacity_bytes{{pool=\"data\",node=\"node-a\"}} {total}"),
+        format!(
+            "hearth_storage_pool_free_bytes{{pool=\"data\",node=\"node-a\"}} {}",
+            total - (64 << 20)
+        ),
+    ] {
+        assert!(metrics.contains(&line), "{line} missing:\n{metrics}");
+    }
+    let (_, table) = hearth_status(addr, "table");
+    assert!(
+        table.contains("pool data on node-a (LVM_THIN): free 10176 MiB of 10240 MiB"),
+        "{table}"
+    );
+}
+
+/// Readiness follows the network reconciler of a real `hearth node --network` in a throwaway
+/// namespace: an address the file wants is held by someone else (a conflict), so `/readyz`
+/// fails with the reason and a hint; once the foreign address goes and the reconciler passes
+/// again, it converges and the node is ready.
+#[test]
+fn network_readiness_follows_the_reconciler() {
+    if !root_or_skip("network_readiness") || !tool_or_skip("network_readiness", "ip") {
+        return;
+    }
+    let ns = NetNs::new("ready");
+    ns.ip(&[
+        "link", "add", "eth0", "type", "veth", "peer", "name", "eth1",
+    ]);
+    ns.ip(&["link", "set", "eth0", "up"]);
+    ns.ip(&["addr", "add", "192.0.2.10/24", "dev", "eth0"]);
+    let sb = Sandbox::new();
+    let file = sb.path().join("net.yaml");
+    std::fs::write(
+        &file,
+        "addresses:\n  - {address: 192.0.2.10/24, dev: eth0}\n",
+    )
+    .expect("file");
+    let socket = format!("unix://{}", sb.path().join("node.sock").display());
+    let paths = [sb.state_dir(), sb.path().join("kubelet"), file];
+    let [state, kubelet, file] = paths.map(|p| p.display().to_string());
+    let log = sb.path().join("node.log");
+    let addr: SocketAddr = "127.0.0.1:19813".parse().expect("addr");
+    let a = addr.to_string();
+    let agent = Killed(ns.spawn_hearth(
+        &[
+            "node",
+            "--node-name",
+            "node-a",
+            "--csi-endpoint",
+            &socket,
+            "--state-dir",
+            &state,
+            "--kubelet-dir",
+            &kubelet,
+            "--network",
+            &file,
+            "--status-addr",
+            &a,
+        ],
+        &log,
+    ));
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    // Polls /readyz inside the namespace until `want` holds for (code, body).
+    let wait = |want: fn(u16, &str) -> bool| {
+        ns.thread(move || {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let mut last = (0, String::new());
+            while Instant::now() < deadline {
+                if TcpStream::connect(addr).is_ok() {
+                    last = get(addr, "/readyz", "*/*");
+                    if want(last.0, &last.1) {
+                        return Ok((
+                            last,
+                            get(addr, "/status", "*/*").1,
+                            get(addr, "/metrics", "*/*").1,
+                        ));
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(last)
+        })
+        .join()
+        .expect("scraper thread")
+    };
+    let ((code, body), status, metrics) = wait(|c, b| c == 503 && b.contains("✗ network"))
+        .unwrap_or_else(|last| panic!("never unready on the network: {last:?}\n{}", log_text()));
+    assert_eq!(code, 503);
+    assert!(
+        body.contains("1 conflict(s)") && body.contains("192.0.2.10/24"),
+        "{body}"
+    );
+    assert!(body.contains("→ an object Hearth does not own"), "{body}");
+    let v: serde_json::Value = serde_json::from_str(&status).expect("json");
+    let r = &v["network"]["data"]["reconciler"];
+    assert_eq!(
+        (r["converged"].as_bool(), r["conflicts"].as_u64()),
+        (Some(false), Some(1)),
+        "{r}"
+    );
+    assert!(metrics.contains("hearth_network_converged 0"), "{metrics}");
+
+    // Events about objects Hearth does not own do not wake the reconciler: it would see the
+    // address gone at its next resync (30 s); SIGHUP makes it pass now.
+    ns.ip(&["addr", "del", "192.0.2.10/24", "dev", "eth0"]);
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(agent.0.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).expect("SIGHUP");
+    let ((_, body), status, metrics) = wait(|c, _| c == 200)
+        .unwrap_or_else(|last| panic!("never ready: {last:?}\n{}", log_text()));
+    assert!(body.starts_with("ready"), "{body}");
+    let v: serde_json::Value = serde_json::from_str(&status).expect("json");
+    assert_eq!(v["network"]["data"]["reconciler"]["converged"], true);
+    assert!(metrics.contains("hearth_network_converged 1"), "{metrics}");
+    assert!(
+        metrics.contains("hearth_network_last_pass_timestamp_seconds "),
+        "{metrics}"
+    );
+    let out = ns.hearth(&["status", "--addr", &a]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("✓ network") && table.contains("✓ converged, last pass"),
+        "{table}"
+    );
+    assert!(ns
+        .ip(&["addr", "show", "dev", "eth0"])
+        .contains("192.0.2.10/24"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -97,33 +97,8 @@ pub fn evaluate(snap: &Snapshot, socket: &Path, state_dir: &Path) -> Vec<Check> 
             ))
         },
     ));
-    let net = &snap.network;
-    if net.state != SectionState::NotConfigured {
-        let down: Vec<&str> = net
-            .data
-            .iter()
-            .flat_map(|n| &n.links)
-            .filter(|l| l.owned && !l.up)
-            .map(|l| l.name.as_str())
-            .collect();
-        out.push(check(
-            "network",
-            true,
-            match (&net.state, down.is_empty()) {
-                (SectionState::Ok, true) => Ok("links Hearth owns are up".into()),
-                (SectionState::Ok, false) => Err((
-                    format!("links Hearth owns are down: {}", down.join(", ")),
-                    "the network reconciler has not converged: read its log and `ip link`".into(),
-                )),
-                _ => Err((
-                    format!(
-                        "network state unknown: {}",
-                        net.reason.as_deref().unwrap_or("?")
-                    ),
-                    "netlink dump failed: check the agent runs with CAP_NET_ADMIN".into(),
-                )),
-            },
-        ));
+    if snap.network.state != SectionState::NotConfigured {
+        out.push(check("network", true, network(snap)));
     }
     if let Some(ovn) = &snap.ovn {
         out.push(check(
@@ -142,6 +117,83 @@ pub fn evaluate(snap: &Snapshot, socket: &Path, state_dir: &Path) -> Vec<Check> 
     out
 }
 
+/// How long past its resync period a converged reconciler may go without a pass before it
+/// counts as stuck: twice the period plus this margin (a pass can wait on OVSDB or netlink).
+const STALE_MARGIN_SECONDS: f64 = 30.0;
+
+/// The required network state: the dump worked, the reconciler's last pass (when one runs in
+/// this process) is recent and left no failure or conflict, and every link Hearth owns is up.
+fn network(snap: &Snapshot) -> Result<String, (String, String)> {
+    let net = &snap.network;
+    let Some(data) = net.data.as_ref().filter(|_| net.state == SectionState::Ok) else {
+        return Err((
+            format!(
+                "network state unknown: {}",
+                net.reason.as_deref().unwrap_or("?")
+            ),
+            "netlink dump failed: check the agent runs with CAP_NET_ADMIN".into(),
+        ));
+    };
+    let mut verified = String::new();
+    if let Some(r) = &data.reconciler {
+        let log = "read the agent's log (target hearth::net)";
+        if let Some(why) = &r.stopped {
+            return Err((
+                format!("the network reconciler stopped: {why}"),
+                format!("{log}; the agent must be restarted once the cause is fixed"),
+            ));
+        }
+        let Some(at) = r.last_pass_unix else {
+            return Err((
+                "the network reconciler has not finished its first pass".into(),
+                format!("it runs at start; if this lasts, {log}"),
+            ));
+        };
+        let age = (snap.collected_at_unix - at).max(0.0);
+        let stale = 2.0 * r.resync_seconds + STALE_MARGIN_SECONDS;
+        if r.failures > 0 || r.conflicts > 0 {
+            let hint = if r.failures > 0 {
+                format!("it retries with backoff; {log}, `ip monitor` and the devices the --network file names")
+            } else {
+                "an object Hearth does not own blocks a desired one: remove it, or change the --network file".into()
+            };
+            return Err((
+                format!(
+                    "the network reconciler has not converged: last pass {age:.0}s ago had {} failure(s), {} conflict(s): {}",
+                    r.failures,
+                    r.conflicts,
+                    r.problems.join("; ")
+                ),
+                hint,
+            ));
+        }
+        if age > stale {
+            return Err((
+                format!(
+                    "the network reconciler's last pass was {age:.0}s ago (it passes every {:.0}s)",
+                    r.resync_seconds
+                ),
+                format!("the reconciler looks stuck: {log}"),
+            ));
+        }
+        verified = format!("network reconciler converged {age:.0}s ago; ");
+    }
+    let down: Vec<&str> = data
+        .links
+        .iter()
+        .filter(|l| l.owned && !l.up)
+        .map(|l| l.name.as_str())
+        .collect();
+    if down.is_empty() {
+        Ok(format!("{verified}links Hearth owns are up"))
+    } else {
+        Err((
+            format!("links Hearth owns are down: {}", down.join(", ")),
+            "the network reconciler has not converged: read its log and `ip link`".into(),
+        ))
+    }
+}
+
 /// The failing required checks, for `/readyz`.
 pub fn not_ready(snap: &Snapshot) -> Vec<&Check> {
     snap.checks.iter().filter(|c| c.required && !c.ok).collect()
@@ -150,7 +202,7 @@ pub fn not_ready(snap: &Snapshot) -> Vec<&Check> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::snapshot::Section;
+    use crate::health::snapshot::{LinkHealth, Network, Reconciler, Section};
 
     #[test]
     fn unreachable_backend_fails_with_a_hint() {
@@ -173,5 +225,77 @@ mod tests {
             .expect("socket check");
         assert!(!socket.ok);
         assert!(checks.iter().all(|c| c.name != "network"));
+    }
+
+    fn with_reconciler(r: Option<Reconciler>) -> Check {
+        let snap = Snapshot {
+            collected_at_unix: 1000.0,
+            network: Section::ok(Network {
+                links: vec![LinkHealth {
+                    name: "br-ext".into(),
+                    up: true,
+                    mtu: None,
+                    owned: true,
+                }],
+                reconciler: r,
+                ..Network::default()
+            }),
+            ..Snapshot::default()
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let checks = evaluate(&snap, &dir.path().join("none.sock"), dir.path());
+        let net = checks.into_iter().find(|c| c.name == "network");
+        let net = net.expect("network check");
+        assert!(net.required);
+        assert_eq!(net.ok, net.hint.is_none(), "{net:?}");
+        net
+    }
+
+    fn pass(age: f64, failures: u32, conflicts: u32) -> Option<Reconciler> {
+        Some(Reconciler {
+            last_pass_unix: Some(1000.0 - age),
+            converged: failures == 0 && conflicts == 0,
+            failures,
+            conflicts,
+            problems: vec!["! route 10.0.0.0/8: a foreign route; left alone".into()],
+            resync_seconds: 30.0,
+            stopped: None,
+        })
+    }
+
+    #[test]
+    fn network_readiness_follows_the_reconciler() {
+        let ok = with_reconciler(pass(5.0, 0, 0));
+        assert!(ok.ok && ok.reason.contains("converged 5s ago"), "{ok:?}");
+        // Without a reconciler in this process, only the links count.
+        assert!(with_reconciler(None).ok);
+
+        let first = with_reconciler(Some(Reconciler::default()));
+        assert!(
+            !first.ok && first.reason.contains("first pass"),
+            "{first:?}"
+        );
+
+        let blocked = with_reconciler(pass(5.0, 0, 1));
+        assert!(!blocked.ok && blocked.reason.contains("1 conflict(s)"));
+        assert!(blocked.reason.contains("foreign route"));
+        assert!(blocked
+            .hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("does not own"));
+
+        let failing = with_reconciler(pass(5.0, 2, 0));
+        assert!(!failing.ok && failing.reason.contains("2 failure(s)"));
+
+        let stale = with_reconciler(pass(91.0, 0, 0));
+        assert!(!stale.ok && stale.reason.contains("91s ago"), "{stale:?}");
+        assert!(with_reconciler(pass(89.0, 0, 0)).ok);
+
+        let stopped = with_reconciler(Some(Reconciler {
+            stopped: Some("netlink: permission denied".into()),
+            ..pass(5.0, 0, 0).expect("some")
+        }));
+        assert!(!stopped.ok && stopped.reason.contains("stopped: netlink"));
     }
 }

@@ -136,6 +136,11 @@ impl Scrape {
             "Free space of a storage pool.",
             Some(Unit::Bytes),
         );
+        let mut pool_cap = gauge(
+            "hearth_storage_pool_capacity",
+            "Total size of a storage pool.",
+            Some(Unit::Bytes),
+        );
         let mut vol_size = gauge(
             "hearth_volume_size",
             "Provisioned size of a volume.",
@@ -158,10 +163,12 @@ impl Scrape {
         );
         for st in s.storage.data.iter() {
             for p in &st.pools {
+                let l = vec![("pool", clean(&p.name)), ("node", clean(&p.node))];
                 if let Some(free) = p.free_bytes {
-                    pool_free
-                        .rows
-                        .push((vec![("pool", clean(&p.name))], free as f64));
+                    pool_free.rows.push((l.clone(), free as f64));
+                }
+                if let Some(total) = p.total_bytes {
+                    pool_cap.rows.push((l, total as f64));
                 }
             }
             for v in &st.volumes {
@@ -214,7 +221,35 @@ impl Scrape {
             "1 for each floating IP this node answers for.",
             None,
         );
+        let mut converged = gauge(
+            "hearth_network_converged",
+            "1 when the network reconciler's last pass left no failure and no conflict.",
+            None,
+        );
+        let mut last_pass = gauge(
+            "hearth_network_last_pass_timestamp",
+            "When the network reconciler's last pass ended.",
+            Some(Unit::Seconds),
+        );
+        let mut pass_failures = gauge(
+            "hearth_network_last_pass_failures",
+            "Steps of the network reconciler's last pass that failed.",
+            None,
+        );
+        let mut pass_conflicts = gauge(
+            "hearth_network_last_pass_conflicts",
+            "Desired network objects blocked by objects Hearth does not own.",
+            None,
+        );
         for n in s.network.data.iter() {
+            if let Some(r) = &n.reconciler {
+                converged.rows.push((vec![], flag(r.converged)));
+                if let Some(at) = r.last_pass_unix {
+                    last_pass.rows.push((vec![], at));
+                    pass_failures.rows.push((vec![], f64::from(r.failures)));
+                    pass_conflicts.rows.push((vec![], f64::from(r.conflicts)));
+                }
+            }
             for l in &n.links {
                 let labels = vec![("link", clean(&l.name)), ("owned", l.owned.to_string())];
                 link_up.rows.push((labels.clone(), flag(l.up)));
@@ -336,9 +371,40 @@ impl Scrape {
             }
         }
         vec![
-            info, collect, up, checks, pool_free, vol_size, vol_used, vol_ok, vol_att, oos,
-            primary, connected, link_up, link_mtu, fip, fip_epoch, session, lease, sessions, load,
-            mem_total, mem_avail, disk_r, disk_w, net_rx, net_tx, net_err, calls, errors,
+            info,
+            collect,
+            up,
+            checks,
+            pool_cap,
+            pool_free,
+            vol_size,
+            vol_used,
+            vol_ok,
+            vol_att,
+            oos,
+            primary,
+            connected,
+            converged,
+            last_pass,
+            pass_failures,
+            pass_conflicts,
+            link_up,
+            link_mtu,
+            fip,
+            fip_epoch,
+            session,
+            lease,
+            sessions,
+            load,
+            mem_total,
+            mem_avail,
+            disk_r,
+            disk_w,
+            net_rx,
+            net_tx,
+            net_err,
+            calls,
+            errors,
         ]
     }
 
@@ -408,5 +474,43 @@ mod tests {
         );
         assert!(text.contains("hearth_csi_operation_errors_total{method=\"/csi.v1.Node/NodeStageVolume\",code=\"NotFound\"} 1"));
         assert!(text.contains("le=\"+Inf\",method=\"/csi.v1.Node/NodeStageVolume\"} 1"));
+    }
+
+    #[test]
+    fn pools_and_the_reconciler_have_series() {
+        use crate::health::snapshot::{Network, Pool, Reconciler, Section, Storage};
+        let snap = std::sync::Arc::new(Snapshot {
+            storage: Section::ok(Storage {
+                pools: vec![Pool {
+                    name: "data".into(),
+                    node: "node-a".into(),
+                    kind: "LVM_THIN".into(),
+                    total_bytes: Some(4096),
+                    free_bytes: Some(1024),
+                }],
+                ..Storage::default()
+            }),
+            network: Section::ok(Network {
+                reconciler: Some(Reconciler {
+                    last_pass_unix: Some(1_700_000_000.5),
+                    converged: false,
+                    conflicts: 2,
+                    ..Reconciler::default()
+                }),
+                ..Network::default()
+            }),
+            ..Snapshot::default()
+        });
+        let text = render(snap, BTreeMap::new());
+        for line in [
+            "hearth_storage_pool_capacity_bytes{pool=\"data\",node=\"node-a\"} 4096",
+            "hearth_storage_pool_free_bytes{pool=\"data\",node=\"node-a\"} 1024",
+            "hearth_network_converged 0",
+            "hearth_network_last_pass_timestamp_seconds 1700000000.5",
+            "hearth_network_last_pass_failures 0",
+            "hearth_network_last_pass_conflicts 2",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
     }
 }

@@ -43,8 +43,8 @@ pub enum HealthError {
     /// The backend could not list its volumes.
     #[error("listing volumes from the backend: {0}")]
     ListVolumes(String),
-    /// The backend could not report its capacity.
-    #[error("reading the backend's capacity: {0}")]
+    /// The backend could not list its pools' capacity.
+    #[error("reading the backend's storage pools: {0}")]
     Capacity(String),
     /// A blocking worker was lost.
     #[error("health worker: {0}")]

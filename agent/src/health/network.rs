@@ -1,14 +1,16 @@
 //! The network collector: links (up/down, MTU), the addresses and routes Hearth owns and the
 //! floating IPs it answers for, from one netlink dump through the net module's [`Netlink`]
-//! trait and its ownership marks. Owns no netlink writes: it only dumps.
+//! trait and its ownership marks, and the reconciler's last pass from its [`NetProgress`].
+//! Owns no netlink writes: it only dumps.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::net::netlink::{Netlink, Observed, Owner};
+use crate::net::progress::{NetProgress, NetState};
 
-use super::snapshot::{FloatingIpHealth, LinkHealth, Network};
+use super::snapshot::{FloatingIpHealth, LinkHealth, Network, Reconciler};
 use super::HealthError;
 
 /// Reads the network picture.
@@ -22,6 +24,8 @@ pub trait NetworkSource: Send + Sync {
 pub struct NetlinkNetwork<N: Netlink> {
     /// The socket (the real one is `RtNetlink`).
     pub netlink: Arc<N>,
+    /// The reconciler's progress, when this process runs one.
+    pub progress: Option<NetProgress>,
 }
 
 #[async_trait]
@@ -32,7 +36,28 @@ impl<N: Netlink + 'static> NetworkSource for NetlinkNetwork<N> {
             .observe()
             .await
             .map_err(|e| HealthError::DumpNetwork(e.to_string()))?;
-        Ok(convert(&observed))
+        let mut net = convert(&observed);
+        net.reconciler = self
+            .progress
+            .as_ref()
+            .map(|p| reconciler(p.latest().as_ref()));
+        Ok(net)
+    }
+}
+
+/// The snapshot shape of the reconciler's last pass (`None`: no pass yet).
+pub fn reconciler(state: Option<&NetState>) -> Reconciler {
+    match state {
+        Some(s) => Reconciler {
+            last_pass_unix: (s.last_pass_unix > 0.0).then_some(s.last_pass_unix),
+            converged: s.converged,
+            failures: s.failures,
+            conflicts: s.conflicts,
+            problems: s.problems.clone(),
+            resync_seconds: s.resync.as_secs_f64(),
+            stopped: s.stopped.clone(),
+        },
+        None => Reconciler::default(),
     }
 }
 
@@ -76,5 +101,6 @@ pub fn convert(observed: &Observed) -> Network {
         owned_addresses,
         owned_routes,
         floating_ips,
+        reconciler: None,
     }
 }

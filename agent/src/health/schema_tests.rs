@@ -44,6 +44,8 @@ fn full() -> Snapshot {
             backend: "loopfile".into(),
             pools: vec![Pool {
                 name: "p".into(),
+                node: "n".into(),
+                kind: "LVM_THIN".into(),
                 total_bytes: Some(1),
                 free_bytes: Some(1),
             }],
@@ -79,6 +81,12 @@ fn full() -> Snapshot {
                 last_announced_unix: Some(1.0),
                 ..FloatingIpHealth::default()
             }],
+            reconciler: Some(Reconciler {
+                last_pass_unix: Some(1.0),
+                problems: vec!["p".into()],
+                stopped: Some("s".into()),
+                ..Reconciler::default()
+            }),
         }),
         coordinator: Section::ok(Coordinator {
             floating_ips: vec![FloatingIpHealth::default()],

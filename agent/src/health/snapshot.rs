@@ -102,8 +102,12 @@ pub struct Storage {
 /// A storage pool.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Pool {
-    /// Pool name.
+    /// Pool name (`state-dir` for loopfile).
     pub name: String,
+    /// The node it is on.
+    pub node: String,
+    /// LINSTOR's provider kind (`LVM_THIN`, `ZFS`, ...) or `filesystem` (loopfile).
+    pub kind: String,
     /// Total bytes, when known.
     pub total_bytes: Option<u64>,
     /// Free bytes, when known.
@@ -181,6 +185,27 @@ pub struct Network {
     pub owned_routes: Vec<String>,
     /// Floating IPs this node answers for.
     pub floating_ips: Vec<FloatingIpHealth>,
+    /// The network reconciler's last pass; null when no reconciler runs in this process.
+    pub reconciler: Option<Reconciler>,
+}
+
+/// The network reconciler's last pass (`hearth node --network`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Reconciler {
+    /// When the last pass ended (seconds since the Unix epoch); null before the first one.
+    pub last_pass_unix: Option<f64>,
+    /// The last pass left no failure and no conflict.
+    pub converged: bool,
+    /// Steps of the last pass that failed.
+    pub failures: u32,
+    /// Desired objects blocked by objects Hearth does not own.
+    pub conflicts: u32,
+    /// The first failures and conflicts, as the agent logs them.
+    pub problems: Vec<String>,
+    /// The resync period: a converged reconciler passes at least this often.
+    pub resync_seconds: f64,
+    /// Why the reconciler stopped, when it did.
+    pub stopped: Option<String>,
 }
 
 /// A link.

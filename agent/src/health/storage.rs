@@ -1,9 +1,11 @@
-//! The storage collector: pools and every volume from the CSI backend, local devices from a
+//! The storage collector: this node's pools with capacity and free space (LINSTOR's
+//! storage-pool view, or the state directory's filesystem for loopfile) and every volume from
+//! the CSI backend, local devices from a
 //! [`DeviceMap`] read once per snapshot, and staged/published paths and filesystem usage from
 //! one mountinfo read. Owns nothing the CSI services use; it only reads, and never mounts,
 //! attaches or takes a volume lock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -77,6 +79,8 @@ impl DeviceMap for NoDevices {
 pub struct BackendStorage {
     /// `loopfile` or `linstor`.
     pub name: String,
+    /// This node's name: pools are listed for it.
+    pub node: String,
     /// The backend the controller serves.
     pub backend: Arc<dyn VolumeBackend>,
     /// Local devices.
@@ -93,9 +97,9 @@ impl StorageSource for BackendStorage {
             .list_volumes()
             .await
             .map_err(|e| HealthError::ListVolumes(e.to_string()))?;
-        let free = self
+        let pools = self
             .backend
-            .available_capacity(&BTreeMap::new(), None)
+            .pools(&self.node)
             .await
             .map_err(|e| HealthError::Capacity(e.to_string()))?;
         let devices = self.devices.clone();
@@ -118,11 +122,16 @@ impl StorageSource for BackendStorage {
         }
         Ok(Storage {
             backend: self.name.clone(),
-            pools: vec![Pool {
-                name: "default".into(),
-                total_bytes: None,
-                free_bytes: Some(free),
-            }],
+            pools: pools
+                .into_iter()
+                .map(|p| Pool {
+                    name: p.name,
+                    node: p.node,
+                    kind: p.kind,
+                    total_bytes: p.total_bytes,
+                    free_bytes: p.free_bytes,
+                })
+                .collect(),
             volumes: out,
         })
     }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::snapshot::{Section, SectionState, Snapshot};
+use super::snapshot::{Reconciler, Section, SectionState, Snapshot};
 
 fn section_line<T>(out: &mut String, name: &str, s: &Section<T>) {
     let state = match s.state {
@@ -16,6 +16,25 @@ fn section_line<T>(out: &mut String, name: &str, s: &Section<T>) {
         Some(r) => writeln!(out, "  {name:<12} {state}: {r}"),
         None => writeln!(out, "  {name:<12} {state}"),
     };
+}
+
+fn reconciler_line(r: &Reconciler, snap: &Snapshot) -> String {
+    if let Some(why) = &r.stopped {
+        return format!("✗ stopped: {why}");
+    }
+    let Some(at) = r.last_pass_unix else {
+        return "… first pass not finished".into();
+    };
+    let age = (snap.collected_at_unix - at).max(0.0);
+    let mark = if r.converged {
+        "✓ converged"
+    } else {
+        "✗ not converged"
+    };
+    format!(
+        "{mark}, last pass {age:.0}s ago, {} failure(s), {} conflict(s)",
+        r.failures, r.conflicts
+    )
 }
 
 /// Renders `snap`; `wide` adds paths, conditions and per-link detail.
@@ -52,10 +71,16 @@ pub fn render(snap: &Snapshot, wide: bool) -> String {
             st.backend
         );
         for p in &st.pools {
-            let free = p
-                .free_bytes
-                .map_or("?".into(), |b| format!("{} MiB", b >> 20));
-            let _ = writeln!(out, "  pool {}: free {free}", p.name);
+            let mib = |b: Option<u64>| b.map_or("?".into(), |b| format!("{} MiB", b >> 20));
+            let _ = writeln!(
+                out,
+                "  pool {} on {} ({}): free {} of {}",
+                p.name,
+                p.node,
+                p.kind,
+                mib(p.free_bytes),
+                mib(p.total_bytes)
+            );
         }
         for v in &st.volumes {
             let mark = if v.healthy { "✓" } else { "✗" };
@@ -80,6 +105,17 @@ pub fn render(snap: &Snapshot, wide: bool) -> String {
                 );
             }
             out.push('\n');
+        }
+    }
+    if let Some(r) = snap
+        .network
+        .data
+        .as_ref()
+        .and_then(|n| n.reconciler.as_ref())
+    {
+        let _ = writeln!(out, "\nNETWORK RECONCILER\n  {}", reconciler_line(r, snap));
+        for p in &r.problems {
+            let _ = writeln!(out, "    {p}");
         }
     }
     if let Some(c) = &snap.coordinator.data {

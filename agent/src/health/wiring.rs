@@ -15,6 +15,7 @@ use super::network::{NetlinkNetwork, NetworkSource};
 use super::node::ProcNode;
 use super::storage::{BackendStorage, DeviceMap, StorageSource};
 use super::{Collectors, Health};
+use crate::net::progress::NetProgress;
 use crate::status::StatusSources;
 
 /// The longest one health collector may take.
@@ -35,8 +36,9 @@ pub struct StatusPlan {
     pub kubelet_dir: PathBuf,
     /// The coordinator session, with `--coordinator`.
     pub coordinator: Option<Arc<dyn super::SessionSource>>,
-    /// True with `--network`: dump links and floating IPs.
-    pub network: bool,
+    /// With `--network`: dump links and floating IPs, and judge readiness by the network
+    /// reconciler's passes, which it publishes here.
+    pub network: Option<NetProgress>,
     /// The `ovn:` section of the network file, when there is one.
     pub ovn: Option<crate::ovn::OvnSpec>,
     /// True with the LINSTOR backend: follow `drbdsetup events2`.
@@ -55,18 +57,21 @@ pub async fn spawn_status(plan: StatusPlan, csi: Arc<CsiRecorder>) -> anyhow::Re
     let storage = plan.storage.map(|(name, backend, devices)| {
         Arc::new(BackendStorage {
             name: name.into(),
+            node: plan.node_name.clone(),
             backend,
             devices,
             kubelet_dir: plan.kubelet_dir.clone(),
         }) as Arc<dyn StorageSource>
     });
-    let network = if plan.network {
-        let netlink = crate::net::netlink::RtNetlink::open().context("opening netlink")?;
-        Some(Arc::new(NetlinkNetwork {
-            netlink: Arc::new(netlink),
-        }) as Arc<dyn NetworkSource>)
-    } else {
-        None
+    let network = match plan.network {
+        Some(progress) => {
+            let netlink = crate::net::netlink::RtNetlink::open().context("opening netlink")?;
+            Some(Arc::new(NetlinkNetwork {
+                netlink: Arc::new(netlink),
+                progress: Some(progress),
+            }) as Arc<dyn NetworkSource>)
+        }
+        None => None,
     };
     let drbd = plan
         .drbd

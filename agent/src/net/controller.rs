@@ -1,8 +1,9 @@
 //! The long-running reconciler of one network namespace: a pass at start, then a pass after
 //! every relevant netlink event (settled for a few milliseconds), on a periodic resync, when
 //! a desired sysctl drifts, and when the file changes (mtime, or SIGHUP). Failed passes
-//! retry with exponential backoff. Each pass also syncs the floating-IP announcer. It stops on
-//! SIGTERM or SIGINT and leaves everything in place, so a restart does not flap the node.
+//! retry with exponential backoff. Each pass also syncs the floating-IP announcer, and its
+//! outcome goes to [`Options::progress`] for readiness. It stops on SIGTERM or SIGINT and
+//! leaves everything in place, so a restart does not flap the node.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use tracing::Instrument;
 use super::apply::converge;
 use super::model::Desired;
 use super::netlink::{events, NetlinkError, RtNetlink};
+use super::progress::{NetProgress, NetState};
 use super::render::render;
 use super::spec::{self, SpecError};
 use super::sysctl::{ProcSys, Sysctls};
@@ -54,6 +56,8 @@ pub struct Options {
     pub poll: Duration,
     /// Floating-IP announcement schedule.
     pub schedule: Schedule,
+    /// Where each pass's outcome is published (the status endpoint reads it).
+    pub progress: Option<NetProgress>,
 }
 
 impl Default for Options {
@@ -63,6 +67,7 @@ impl Default for Options {
             settle: Duration::from_millis(10),
             poll: Duration::from_millis(500),
             schedule: Schedule::default(),
+            progress: None,
         }
     }
 }
@@ -98,8 +103,18 @@ fn load(path: &Path) -> Result<(Desired, Option<OvnSpec>), ControllerError> {
     Ok((render(&file), ovn))
 }
 
-/// Runs until SIGTERM/SIGINT in the current network namespace.
+/// Runs until SIGTERM/SIGINT in the current network namespace. When it fails, the progress
+/// handle says it stopped, so readiness fails at once rather than when the last pass ages.
 pub async fn run(path: PathBuf, opts: Options) -> Result<(), ControllerError> {
+    let progress = opts.progress.clone();
+    let result = run_loop(path, opts).await;
+    if let (Err(e), Some(p)) = (&result, progress) {
+        p.stopped(e.to_string());
+    }
+    result
+}
+
+async fn run_loop(path: PathBuf, opts: Options) -> Result<(), ControllerError> {
     let (mut desired, mut ovn) = load(&path)?;
     let mut stamp = mtime(&path);
     let netlink = Arc::new(RtNetlink::open()?);
@@ -126,10 +141,13 @@ pub async fn run(path: PathBuf, opts: Options) -> Result<(), ControllerError> {
                 .is_err(),
             None => false,
         };
-        let failed = ovn_failed
-            | pass(&*netlink, &sysctls, &announcer, &desired)
-                .instrument(tracing::info_span!("reconcile"))
-                .await;
+        let (failures, conflicts) = pass(&*netlink, &sysctls, &announcer, &desired)
+            .instrument(tracing::info_span!("reconcile"))
+            .await;
+        if let Some(p) = &opts.progress {
+            p.record(NetState::pass(&failures, &conflicts, opts.resync));
+        }
+        let failed = ovn_failed || !failures.is_empty();
         backoff = if failed {
             (backoff * 2).clamp(Duration::from_millis(100), Duration::from_secs(30))
         } else {
@@ -182,18 +200,18 @@ fn reload(path: &Path, desired: &mut Desired, ovn: &mut Option<OvnSpec>) -> bool
     }
 }
 
-/// One pass; true when something failed and should be retried soon.
+/// One pass: (failures, to retry soon; conflicts, left alone), as the log prints them.
 async fn pass<N, F>(
     netlink: &N,
     sysctls: &ProcSys,
     announcer: &Announcer<N, F>,
     desired: &Desired,
-) -> bool
+) -> (Vec<String>, Vec<String>)
 where
     N: super::netlink::Netlink + 'static,
     F: super::announce::Frames + 'static,
 {
-    let mut failed = false;
+    let (mut failures, mut conflicts) = (Vec::new(), Vec::new());
     match converge(netlink, sysctls, desired, false).await {
         Ok(out) => {
             if !out.plan.actions.is_empty() {
@@ -205,20 +223,21 @@ where
             }
             for c in &out.plan.conflicts {
                 tracing::warn!("{c}");
+                conflicts.push(c.to_string());
             }
             for f in &out.report.failures {
                 tracing::warn!("{f}");
+                failures.push(f.to_string());
             }
-            failed |= !out.report.failures.is_empty();
         }
         Err(e) => {
             tracing::warn!("{e}");
-            failed = true;
+            failures.push(e.to_string());
         }
     }
     for e in announcer.sync(&desired.floating_ips).await {
         tracing::warn!("{e}");
-        failed = true;
+        failures.push(e.to_string());
     }
-    failed
+    (failures, conflicts)
 }

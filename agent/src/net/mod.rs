@@ -20,6 +20,7 @@ pub mod controller;
 pub mod model;
 pub mod netlink;
 pub mod plan;
+pub mod progress;
 pub mod reconcile;
 pub mod render;
 pub mod spec;

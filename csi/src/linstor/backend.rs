@@ -15,7 +15,8 @@ use super::names::{self, props};
 use super::params::StorageClassParams;
 use crate::attach::Condition;
 use crate::backend::{
-    BackendFeatures, ContentSource, PublishSpec, Snapshot, Volume, VolumeBackend, VolumeSpec,
+    BackendFeatures, ContentSource, PoolCapacity, PublishSpec, Snapshot, Volume, VolumeBackend,
+    VolumeSpec,
 };
 use crate::{CsiError, TOPOLOGY_NODE_KEY};
 
@@ -321,5 +322,25 @@ impl VolumeBackend for LinstorBackend {
     ) -> Result<u64, CsiError> {
         let p = StorageClassParams::parse(parameters)?;
         self.capacity(&p, segment).await
+    }
+
+    async fn pools(&self, node: &str) -> Result<Vec<PoolCapacity>, CsiError> {
+        let filter = ViewFilter {
+            nodes: vec![node.to_owned()],
+            ..Default::default()
+        };
+        let pools = self.client.storage_pool_view(&filter).await?;
+        Ok(pools
+            .into_iter()
+            // The diskless pseudo-pool has no capacity (LINSTOR reports i64::MAX KiB).
+            .filter(|p| !p.is_diskless())
+            .map(|p| PoolCapacity {
+                name: p.storage_pool_name,
+                node: p.node_name,
+                kind: p.provider_kind,
+                total_bytes: p.total_capacity.map(|k| k.saturating_mul(1024)),
+                free_bytes: p.free_capacity.map(|k| k.saturating_mul(1024)),
+            })
+            .collect())
     }
 }

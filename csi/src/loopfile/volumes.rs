@@ -13,7 +13,9 @@ use super::{
     is_snapshot_id, is_volume_id, new_id, sync_dir, volume_id_for, Layout, SNAPSHOT_PREFIX,
 };
 use crate::attach::Condition;
-use crate::backend::{BackendFeatures, ContentSource, Snapshot, Volume, VolumeBackend, VolumeSpec};
+use crate::backend::{
+    BackendFeatures, ContentSource, PoolCapacity, Snapshot, Volume, VolumeBackend, VolumeSpec,
+};
 use crate::host::{copy, loopdev};
 use crate::{CsiError, TOPOLOGY_NODE_KEY};
 
@@ -162,6 +164,19 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// The state directory's filesystem: the one pool images are carved from.
+    fn state_dir_pool(&self) -> Result<PoolCapacity, CsiError> {
+        let st = nix::sys::statvfs::statvfs(self.layout.root())
+            .map_err(|e| CsiError::internal("statvfs of the state directory", e))?;
+        Ok(PoolCapacity {
+            name: "state-dir".into(),
+            node: self.node_id.clone(),
+            kind: "filesystem".into(),
+            total_bytes: Some(st.blocks().saturating_mul(st.fragment_size())),
+            free_bytes: Some(st.blocks_available().saturating_mul(st.fragment_size())),
+        })
     }
 
     fn available_bytes(&self) -> Result<u64, CsiError> {
@@ -600,5 +615,9 @@ impl VolumeBackend for LoopfileBackend {
             return Ok(0);
         }
         self.blocking(|i| i.available_bytes()).await
+    }
+
+    async fn pools(&self, _node: &str) -> Result<Vec<PoolCapacity>, CsiError> {
+        self.blocking(|i| Ok(vec![i.state_dir_pool()?])).await
     }
 }
