@@ -53,6 +53,18 @@ fn topology(node: &str) -> Vec<BTreeMap<String, String>> {
     )])]
 }
 
+/// A volume as the store records it (the CO's name and parameters are not kept).
+fn volume_of(r: VolumeRecord) -> Volume {
+    Volume {
+        topology: r.nodes.first().map(|n| topology(n)).unwrap_or_default(),
+        id: r.id,
+        name: String::new(),
+        capacity_bytes: r.size_bytes,
+        parameters: BTreeMap::new(),
+        source: None,
+    }
+}
+
 impl NodeLocalVolumes {
     /// The backend over the coordinator's store and engine.
     pub fn new(store: Arc<dyn Store>, engine: Arc<Engine>) -> Self {
@@ -125,15 +137,7 @@ impl VolumeBackend for NodeLocalVolumes {
     }
 
     fn validate_parameters(&self, parameters: &BTreeMap<String, String>) -> Result<(), CsiError> {
-        match parameters
-            .keys()
-            .find(|k| !k.starts_with("csi.storage.k8s.io/"))
-        {
-            Some(key) => Err(CsiError::InvalidArgument(format!(
-                "unknown StorageClass parameter {key:?}: the loopfile backend takes none"
-            ))),
-            None => Ok(()),
-        }
+        hearth_csi::loopfile::validate_parameters(parameters)
     }
 
     async fn create_volume(&self, spec: &VolumeSpec) -> Result<Volume, CsiError> {
@@ -221,30 +225,19 @@ impl VolumeBackend for NodeLocalVolumes {
     }
 
     async fn get_volume(&self, volume_id: &str) -> Result<Option<Volume>, CsiError> {
-        Ok(self.record(volume_id).await?.map(|r| Volume {
-            topology: r.nodes.first().map(|n| topology(n)).unwrap_or_default(),
-            id: r.id,
-            name: String::new(),
-            capacity_bytes: r.size_bytes,
-            parameters: BTreeMap::new(),
-            source: None,
-        }))
+        Ok(self.record(volume_id).await?.map(volume_of))
     }
 
     async fn list_volumes(&self) -> Result<Vec<Volume>, CsiError> {
-        let mut out = Vec::new();
-        for r in self.store.volumes().await.map_err(store_err)? {
-            if is_volume_id(&r.id) {
-                out.push(Volume {
-                    topology: r.nodes.first().map(|n| topology(n)).unwrap_or_default(),
-                    id: r.id,
-                    name: String::new(),
-                    capacity_bytes: r.size_bytes,
-                    parameters: BTreeMap::new(),
-                    source: None,
-                });
-            }
-        }
+        let mut out: Vec<Volume> = self
+            .store
+            .volumes()
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .filter(|r| is_volume_id(&r.id))
+            .map(volume_of)
+            .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }

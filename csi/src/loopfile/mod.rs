@@ -93,6 +93,22 @@ fn new_id(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::new_v4().simple())
 }
 
+/// The loopfile backend takes no StorageClass parameters of its own. Keys the CSI sidecars add
+/// (`csi.storage.k8s.io/...`) are accepted and ignored; any other is INVALID_ARGUMENT.
+pub fn validate_parameters(
+    parameters: &std::collections::BTreeMap<String, String>,
+) -> Result<(), crate::CsiError> {
+    match parameters
+        .keys()
+        .find(|k| !k.starts_with("csi.storage.k8s.io/"))
+    {
+        Some(key) => Err(crate::CsiError::InvalidArgument(format!(
+            "unknown StorageClass parameter {key:?}: the loopfile backend takes none"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The volume ID for a CO name: `vol-` and the first 32 hex digits of SHA-256 of the name.
 /// Deterministic, so a coordinator and the node that holds the image agree on it without a
 /// round trip, and a retried CreateVolume finds the same volume.

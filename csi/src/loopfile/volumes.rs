@@ -527,17 +527,7 @@ impl VolumeBackend for LoopfileBackend {
     }
 
     fn validate_parameters(&self, parameters: &BTreeMap<String, String>) -> Result<(), CsiError> {
-        // The loopfile backend takes no StorageClass parameters of its own. Keys the CSI
-        // sidecars add (csi.storage.k8s.io/...) are accepted and ignored.
-        match parameters
-            .keys()
-            .find(|k| !k.starts_with("csi.storage.k8s.io/"))
-        {
-            Some(key) => Err(CsiError::InvalidArgument(format!(
-                "unknown StorageClass parameter {key:?}: the loopfile backend takes none"
-            ))),
-            None => Ok(()),
-        }
+        super::validate_parameters(parameters)
     }
 
     async fn create_volume(&self, spec: &VolumeSpec) -> Result<Volume, CsiError> {

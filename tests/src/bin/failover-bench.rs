@@ -132,17 +132,8 @@ fn owner(lab: &FailoverLab, timeout: Duration) -> anyhow::Result<usize> {
     .with_context(|| format!("no single holder of {FIP}: {:?}", lab.holders(FIP)))
 }
 
-fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if start.elapsed() > timeout {
-            return None;
-        }
-        std::thread::sleep(POLL);
-    }
+fn poll<T>(timeout: Duration, f: impl FnMut() -> Option<T>) -> Option<T> {
+    FailoverLab::poll_every(POLL, timeout, f)
 }
 
 /// Waits until one node other than `old` holds the IP.

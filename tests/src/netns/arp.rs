@@ -29,7 +29,8 @@ pub struct ArpProbe {
     thread: Option<JoinHandle<Vec<Reply>>>,
 }
 
-fn mac_of(ns: &NetNs, dev: &str) -> [u8; 6] {
+/// The MAC address of `dev` in `ns`.
+pub fn mac_of(ns: &NetNs, dev: &str) -> [u8; 6] {
     let out = ns.ip(&["-o", "link", "show", dev]);
     let text = out
         .split("link/ether ")

@@ -225,17 +225,7 @@ impl FailoverLab {
 
     /// Node `i`'s eth0 MAC.
     pub fn mac(&self, i: usize) -> [u8; 6] {
-        let out = self.node(i).ip(&["-o", "link", "show", "eth0"]);
-        let text = out
-            .split("link/ether ")
-            .nth(1)
-            .and_then(|s| s.split(' ').next())
-            .expect("MAC");
-        let mut mac = [0u8; 6];
-        for (k, p) in text.split(':').enumerate().take(6) {
-            mac[k] = u8::from_str_radix(p, 16).expect("hex");
-        }
-        mac
+        super::arp::mac_of(self.node(i), "eth0")
     }
 
     /// Whether `path` is a mount point in node agent `i`'s mount namespace (`ip netns exec`
@@ -318,7 +308,16 @@ impl FailoverLab {
     }
 
     /// Polls `f` every 5 ms until it returns `Some` or `timeout` passes.
-    pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    pub fn wait_for<T>(timeout: Duration, f: impl FnMut() -> Option<T>) -> Option<T> {
+        Self::poll_every(Duration::from_millis(5), timeout, f)
+    }
+
+    /// Polls `f` every `interval` until it returns `Some` or `timeout` passes.
+    pub fn poll_every<T>(
+        interval: Duration,
+        timeout: Duration,
+        mut f: impl FnMut() -> Option<T>,
+    ) -> Option<T> {
         let start = Instant::now();
         loop {
             if let Some(v) = f() {
@@ -327,7 +326,7 @@ impl FailoverLab {
             if start.elapsed() > timeout {
                 return None;
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(interval);
         }
     }
 }
