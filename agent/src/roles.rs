@@ -40,10 +40,12 @@ use crate::UsageError;
 /// How long NodeStage waits for a DRBD device to appear with current data.
 const DEVICE_WAIT: Duration = Duration::from_secs(60);
 
+/// The host name, lowercased as kubelet does for the default node name.
 fn hostname() -> String {
     nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
+        .map(|h| h.to_lowercase())
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
