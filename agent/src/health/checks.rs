@@ -136,7 +136,7 @@ fn network(snap: &Snapshot) -> Result<String, (String, String)> {
     };
     let mut verified = String::new();
     if let Some(r) = &data.reconciler {
-        let log = "read the agent's log (target hearth::net)";
+        let log = "read the agent's log (target hearth_agent::net)";
         if let Some(why) = &r.stopped {
             return Err((
                 format!("the network reconciler stopped: {why}"),
@@ -155,7 +155,7 @@ fn network(snap: &Snapshot) -> Result<String, (String, String)> {
             let hint = if r.failures > 0 {
                 format!("it retries with backoff; {log}, `ip monitor` and the devices the --network file names")
             } else {
-                "an object Hearth does not own blocks a desired one: remove it, or change the --network file".into()
+                "an object Hearth does not own blocks a desired one: remove it, or change the --network file; the reconciler looks again at its next resync, or at once on SIGHUP".into()
             };
             return Err((
                 format!(
