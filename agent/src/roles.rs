@@ -133,7 +133,7 @@ async fn serve_all<B: VolumeBackend, A: Attacher>(
     settings: NodeSettings,
     listener: tokio::net::UnixListener,
     (mut status, kind, devices): (StatusPlan, &'static str, Arc<dyn DeviceMap>),
-    reports: Arc<crate::node::wiring::HealthReports>,
+    reports: Option<Arc<crate::node::wiring::HealthReports>>,
 ) -> anyhow::Result<()> {
     let socket = status.socket.clone();
     let node = node_service(attacher, settings)?;
@@ -149,7 +149,10 @@ async fn serve_all<B: VolumeBackend, A: Attacher>(
         devices,
     ));
     let csi = Arc::new(CsiRecorder::default());
-    reports.attach(spawn_status(status, Arc::clone(&csi)).await?);
+    let health = spawn_status(status, Arc::clone(&csi)).await?;
+    if let Some(reports) = reports {
+        reports.attach(health);
+    }
     let router = Server::builder()
         .add_service(counted(&csi, IdentityServer::new(identity)))
         .add_service(counted(
@@ -165,13 +168,11 @@ async fn serve_all<B: VolumeBackend, A: Attacher>(
 async fn embedded_coordinator(
     state_dir: &Path,
     node_id: &str,
-    config: Option<&Path>,
+    config: &Path,
     reports: Arc<crate::node::wiring::HealthReports>,
 ) -> anyhow::Result<Arc<dyn crate::health::SessionSource>> {
     let store = crate::coordinator::role::open_store(None, state_dir, "default").await?;
-    if let Some(config) = config {
-        crate::coordinator::role::apply_config(&*store, config).await?;
-    }
+    crate::coordinator::role::apply_config(&*store, config).await?;
     let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let no_tls = crate::cli::TlsArgs {
         tls_ca_file: None,
@@ -213,21 +214,24 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         max_volumes: args.max_volumes,
         multi_node: false,
     };
-    let reports = Arc::new(crate::node::wiring::HealthReports::default());
-    let session = embedded_coordinator(
-        &state_dir,
-        &node_id,
-        args.config.as_deref(),
-        Arc::clone(&reports),
-    )
-    .await?;
+    // The embedded coordinator's agent API and this machine's session to it hold floating IPs;
+    // without a config there are none, so they are not started (and cost no memory).
+    let (session, reports) = match args.config.as_deref() {
+        Some(config) => {
+            let reports = Arc::new(crate::node::wiring::HealthReports::default());
+            let session =
+                embedded_coordinator(&state_dir, &node_id, config, Arc::clone(&reports)).await?;
+            (Some(session), Some(reports))
+        }
+        None => (None, None),
+    };
     let mut status = StatusPlan {
         addr: args.status_addr,
         node_name: node_id.clone(),
         socket,
         state_dir: state_dir.clone(),
         kubelet_dir,
-        coordinator: Some(session),
+        coordinator: session,
         network: None,
         ovn: None,
         drbd: false,
@@ -354,8 +358,11 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
         )?;
         status.coordinator = Some(Arc::new(session));
     }
+    let with_session = status.coordinator.is_some();
     let health = spawn_status(status, csi).await?;
-    reports.attach(health);
+    if with_session {
+        reports.attach(health);
+    }
     serve::serve(router, listener, &socket).await
 }
 
