@@ -238,8 +238,42 @@ fn range(size: &str) -> Result<Option<CapacityRange>, UsageError> {
     }))
 }
 
-/// Runs one call.
+/// A call the plugin answered with an error: printed as the code's name and the message
+/// (`FailedPrecondition: volume … is staged at …`), not tonic's description of the code.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", describe(.0))]
+pub struct CallFailed(pub tonic::Status);
+
+impl CallFailed {
+    /// The exit code: 2 when the plugin found the request itself invalid (the person can fix
+    /// the command line), 1 for every other refusal.
+    pub fn exit_code(&self) -> u8 {
+        match self.0.code() {
+            tonic::Code::InvalidArgument | tonic::Code::OutOfRange => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// `Code: message`, or the code alone when the message is empty. The code's name is the
+/// gRPC name in tonic's spelling (`NotFound`, `FailedPrecondition`).
+fn describe(status: &tonic::Status) -> String {
+    let code = format!("{:?}", status.code());
+    match status.message().trim() {
+        "" => code,
+        message => format!("{code}: {message}"),
+    }
+}
+
+/// Runs one call; a refusal by the plugin becomes [`CallFailed`].
 pub async fn run(args: CsiArgs) -> anyhow::Result<()> {
+    call(args).await.map_err(|e| match e.downcast::<tonic::Status>() {
+        Ok(status) => CallFailed(status).into(),
+        Err(other) => other,
+    })
+}
+
+async fn call(args: CsiArgs) -> anyhow::Result<()> {
     let socket = match (&args.endpoint, &args.state_dir) {
         (Some(e), _) => crate::serve::parse_endpoint(e)?,
         (None, Some(d)) => d.join("csi.sock"),
@@ -529,5 +563,25 @@ mod tests {
         assert!(parse_size("1Qi").is_err());
         assert!(parse_size("x").is_err());
         assert!(parse_size("99999999999Ti").is_err());
+    }
+
+    #[test]
+    fn a_refused_call_prints_the_code_name_and_the_message() {
+        let refused = |code, msg: &str| {
+            anyhow::Error::from(CallFailed(tonic::Status::new(code, msg.to_owned())))
+        };
+        let staged = refused(
+            tonic::Code::FailedPrecondition,
+            "volume vol-1 is staged at /k/staging",
+        );
+        assert_eq!(
+            format!("{staged:#}"),
+            "FailedPrecondition: volume vol-1 is staged at /k/staging"
+        );
+        assert_eq!(crate::exit_code(&staged), 1);
+        let invalid = refused(tonic::Code::InvalidArgument, "name is empty");
+        assert_eq!(format!("{invalid:#}"), "InvalidArgument: name is empty");
+        assert_eq!(crate::exit_code(&invalid), 2);
+        assert_eq!(format!("{:#}", refused(tonic::Code::NotFound, " ")), "NotFound");
     }
 }

@@ -2,6 +2,7 @@
 //! the small HTTP status server. Storage logic lives in `hearth-csi`; this crate only builds
 //! the pieces from flags and serves them.
 
+pub mod authority;
 pub mod cli;
 pub mod client;
 pub mod coordinator;
@@ -25,10 +26,13 @@ use cli::{Cli, Command};
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// The exit code for an error: 2 for bad input, 1 otherwise.
+/// The exit code for an error: 2 for bad input (a CSI call refused as invalid included), 1
+/// otherwise.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     if err.downcast_ref::<UsageError>().is_some() {
         2
+    } else if let Some(failed) = err.downcast_ref::<csi_cmd::CallFailed>() {
+        failed.exit_code()
     } else {
         1
     }

@@ -1,15 +1,19 @@
 //! Serving gRPC on a unix socket, and the shutdown signal.
 //!
 //! On SIGTERM or SIGINT the server stops accepting, finishes in-flight calls and removes its
-//! socket. Mounts and loop devices stay in place: kubelet owns their lifetime.
+//! socket. Mounts and loop devices stay in place: kubelet owns their lifetime. Every accepted
+//! connection goes through [`FixAuthority`], so gRPC clients that send the socket's path as
+//! `:authority` (C-core, grpc-java) are served like grpc-go's `localhost`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use futures_util::TryStreamExt;
 use tokio::net::{UnixListener, UnixStream};
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::server::Router;
 
+use crate::authority::FixAuthority;
 use crate::UsageError;
 
 /// Parses a CSI endpoint: `unix:///path`, `unix:/path` or a plain absolute path.
@@ -62,7 +66,10 @@ pub async fn shutdown_signal() {
 pub async fn serve(router: Router, listener: UnixListener, socket: &Path) -> anyhow::Result<()> {
     tracing::info!(socket = %socket.display(), "serving CSI");
     let result = router
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown_signal())
+        .serve_with_incoming_shutdown(
+            UnixListenerStream::new(listener).map_ok(FixAuthority::new),
+            shutdown_signal(),
+        )
         .await;
     let _ = std::fs::remove_file(socket);
     result.context("serving CSI")

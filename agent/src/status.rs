@@ -1,5 +1,6 @@
 //! The HTTP status server on `--status-addr`: `/status` (JSON, docs/status.md; text with
-//! `?format=text` or `Accept: text/plain`), `/metrics` (OpenMetrics), `/healthz` (the process
+//! `?format=text` or `Accept: text/plain`), `/metrics` (OpenMetrics or the classic
+//! Prometheus text, by `Accept`), `/healthz` (the process
 //! answers) and `/readyz` (every required health check passes). Read-only and GET only.
 //! Slow or huge clients cannot hold the agent: headers must arrive within a timeout, a
 //! connection lives at most [`CONN_LIMIT_TIME`], request heads are capped, and at most
@@ -23,6 +24,7 @@ use tokio::sync::Semaphore;
 use hearth_csi::identity::Readiness;
 
 use crate::health::csi_ops::CsiRecorder;
+use crate::health::exposition::{self, Format};
 use crate::health::{checks, metrics, text, Health};
 
 /// Connections served at once.
@@ -124,6 +126,24 @@ pub fn typed_reply(code: StatusCode, content_type: &str, body: String) -> Respon
     reply(code, content_type, body)
 }
 
+/// A `/metrics` answer: `openmetrics` (as prometheus-client writes it) when the client's
+/// `Accept` asks for OpenMetrics, the classic Prometheus text otherwise.
+pub fn metrics_reply<B>(req: &Request<B>, openmetrics: String) -> Response<Full<Bytes>> {
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    let format = exposition::negotiate(accept);
+    let body = match format {
+        Format::OpenMetrics => openmetrics,
+        Format::Classic => exposition::classic(&openmetrics),
+    };
+    let mut resp = reply(StatusCode::OK, format.content_type(), body);
+    resp.headers_mut()
+        .insert(header::VARY, header::HeaderValue::from_static("accept"));
+    resp
+}
+
 /// Whether the request asks for text (`?format=text` or `Accept: text/plain`).
 pub fn asks_for_text<B>(req: &Request<B>) -> bool {
     wants_text(req)
@@ -164,9 +184,8 @@ pub async fn route<B>(src: &StatusSources, req: &Request<B>) -> Response<Full<By
                 format!("encoding: {e}\n"),
             ),
         },
-        "/metrics" => reply(
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        "/metrics" => metrics_reply(
+            req,
             metrics::render(src.health.snapshot().await, src.csi.counters()),
         ),
         _ => reply(StatusCode::NOT_FOUND, TEXT, "not found\n".into()),

@@ -126,6 +126,19 @@ async fn the_readme_walkthrough_with_hearth_csi() {
     let created = hearth_csi(&sb, &["create", "pvc-demo", "--size", "64Mi"]);
     let id = created.split_whitespace().next().unwrap().to_owned();
     assert!(created.contains(&(64u64 << 20).to_string()));
+    // A refused call prints the code's name and the plugin's message, and exits 1.
+    let early = Command::new(hearth_bin())
+        .args(["csi", "--state-dir"])
+        .arg(sb.state_dir())
+        .args(["publish", &id, "--staging", &staging, "--target", &target])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&early.stderr);
+    assert_eq!(early.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("hearth: FailedPrecondition: volume {id} is not staged at")),
+        "{stderr}"
+    );
     hearth_csi(&sb, &["stage", &id, "--staging", &staging]);
     hearth_csi(
         &sb,
@@ -152,4 +165,13 @@ async fn the_readme_walkthrough_with_hearth_csi() {
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2), "bad input exits 2");
+    let gone = Command::new(hearth_bin())
+        .args(["csi", "--state-dir"])
+        .arg(sb.state_dir())
+        .args(["stage", &id, "--staging", &staging])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&gone.stderr);
+    assert_eq!(gone.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("hearth: NotFound: "), "{stderr}");
 }

@@ -1,7 +1,8 @@
 //! The coordinator's status endpoints on `--status-addr`: `/healthz`, `/readyz` (ready when the
 //! CSI socket is served; a standby replica is ready too, so a two-replica rollout completes),
 //! `/status` (JSON or text: leadership, nodes and floating IPs), `/nodes/NAME/status` (the
-//! node's health snapshot from its last report) and `/metrics` (OpenMetrics).
+//! node's health snapshot from its last report) and `/metrics` (OpenMetrics or the
+//! classic Prometheus text, by `Accept`).
 //! Served by the same hardened HTTP server as the node's.
 
 use std::path::PathBuf;
@@ -19,7 +20,7 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 
 use super::engine::{Engine, NodeView};
-use crate::status::{asks_for_text, text_reply, typed_reply, Routes};
+use crate::status::{asks_for_text, metrics_reply, text_reply, typed_reply, Routes};
 use crate::store::FloatingIpState;
 
 /// The coordinator's `/status` document.
@@ -203,11 +204,7 @@ impl Routes for CoordinatorRoutes {
                 Ok(json) => typed_reply(StatusCode::OK, "application/json", json + "\n"),
                 Err(e) => text_reply(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
             },
-            "/metrics" => typed_reply(
-                StatusCode::OK,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                metrics(&self.status()),
-            ),
+            "/metrics" => metrics_reply(req, metrics(&self.status())),
             path => match path
                 .strip_prefix("/nodes/")
                 .and_then(|rest| rest.strip_suffix("/status"))
@@ -217,6 +214,32 @@ impl Routes for CoordinatorRoutes {
                 Some(json) => typed_reply(StatusCode::OK, "application/json", json + "\n"),
                 None => text_reply(StatusCode::NOT_FOUND, "not found\n".into()),
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::exposition::{classic, tests::promtool_findings};
+
+    #[test]
+    fn the_metrics_in_classic_text_pass_promtool() {
+        let s = CoordinatorStatus {
+            role: "coordinator",
+            id: "replica-0".into(),
+            leader: true,
+            version: "0.1.0",
+            failovers: 3,
+            nodes: Vec::new(),
+            floating_ips: Vec::new(),
+        };
+        let om = metrics(&s);
+        assert!(om.ends_with("# EOF\n"));
+        let text = classic(&om);
+        assert!(text.contains("# TYPE hearth_coordinator_failovers_total counter\nhearth_coordinator_failovers_total 3\n"), "{text}");
+        if let Some(findings) = promtool_findings(&text) {
+            assert_eq!(findings, "", "{text}");
         }
     }
 }

@@ -7,6 +7,7 @@
 pub mod checks;
 pub mod csi_ops;
 pub mod drbd;
+pub mod exposition;
 pub mod metrics;
 pub mod network;
 pub mod node;
