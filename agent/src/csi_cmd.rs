@@ -267,10 +267,12 @@ fn describe(status: &tonic::Status) -> String {
 
 /// Runs one call; a refusal by the plugin becomes [`CallFailed`].
 pub async fn run(args: CsiArgs) -> anyhow::Result<()> {
-    call(args).await.map_err(|e| match e.downcast::<tonic::Status>() {
-        Ok(status) => CallFailed(status).into(),
-        Err(other) => other,
-    })
+    call(args)
+        .await
+        .map_err(|e| match e.downcast::<tonic::Status>() {
+            Ok(status) => CallFailed(status).into(),
+            Err(other) => other,
+        })
 }
 
 async fn call(args: CsiArgs) -> anyhow::Result<()> {
@@ -582,6 +584,9 @@ mod tests {
         let invalid = refused(tonic::Code::InvalidArgument, "name is empty");
         assert_eq!(format!("{invalid:#}"), "InvalidArgument: name is empty");
         assert_eq!(crate::exit_code(&invalid), 2);
-        assert_eq!(format!("{:#}", refused(tonic::Code::NotFound, " ")), "NotFound");
+        assert_eq!(
+            format!("{:#}", refused(tonic::Code::NotFound, " ")),
+            "NotFound"
+        );
     }
 }

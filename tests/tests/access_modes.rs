@@ -136,7 +136,9 @@ async fn the_readme_walkthrough_with_hearth_csi() {
     let stderr = String::from_utf8_lossy(&early.stderr);
     assert_eq!(early.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.starts_with(&format!("hearth: FailedPrecondition: volume {id} is not staged at")),
+        stderr.starts_with(&format!(
+            "hearth: FailedPrecondition: volume {id} is not staged at"
+        )),
         "{stderr}"
     );
     hearth_csi(&sb, &["stage", &id, "--staging", &staging]);

@@ -32,7 +32,9 @@ fn get_typed(addr: SocketAddr, path: &str, accept: Option<&str>) -> (u16, String
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
-    let accept = accept.map(|a| format!("Accept: {a}\r\n")).unwrap_or_default();
+    let accept = accept
+        .map(|a| format!("Accept: {a}\r\n"))
+        .unwrap_or_default();
     write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n{accept}\r\n").expect("send");
     let mut raw = String::new();
     s.read_to_string(&mut raw).expect("read");
@@ -46,7 +48,8 @@ fn get_typed(addr: SocketAddr, path: &str, accept: Option<&str>) -> (u16, String
         .lines()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-type").then(|| v.trim().to_owned())
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_owned())
         })
         .unwrap_or_default();
     (code, content_type, body.to_owned())
@@ -151,14 +154,17 @@ async fn metrics_pass_promtool_and_status_lists_the_volume() {
     let (daemon, addr) = start(&sb, &[]);
     some_traffic(&sb, &daemon).await;
     tokio::time::sleep(Duration::from_millis(1100)).await; // past the snapshot cache
-    // A classic Prometheus-text client, one that sends no Accept, and one that takes anything
-    // get the classic text; an OpenMetrics client (Prometheus itself) gets OpenMetrics.
+                                                           // A classic Prometheus-text client, one that sends no Accept, and one that takes anything
+                                                           // get the classic text; an OpenMetrics client (Prometheus itself) gets OpenMetrics.
     let (code, content_type, metrics) =
         get_typed(addr, "/metrics", Some("text/plain; version=0.0.4"));
     assert_eq!(code, 200);
     assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
     assert!(!metrics.contains("# EOF") && !metrics.contains("# UNIT"));
-    assert!(metrics.contains("# HELP hearth_csi_operations_total "), "{metrics}");
+    assert!(
+        metrics.contains("# HELP hearth_csi_operations_total "),
+        "{metrics}"
+    );
     for accept in [None, Some("*/*")] {
         let (_, other_type, _) = get_typed(addr, "/metrics", accept);
         assert_eq!(other_type, content_type, "Accept {accept:?}");

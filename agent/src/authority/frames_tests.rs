@@ -111,7 +111,9 @@ fn parse_rewritten(bytes: &[u8]) -> Vec<Seen> {
     assert_eq!(&bytes[..24], PREFACE);
     let mut p = &bytes[24..];
     let mut seen = Vec::new();
-    let mut open: Option<(u32, bool, Option<[u8; 5]>, Vec<u8>)> = None;
+    // (stream, END_STREAM, priority, fragment) of the block being read.
+    type Open = (u32, bool, Option<[u8; 5]>, Vec<u8>);
+    let mut open: Option<Open> = None;
     while !p.is_empty() {
         let head = FrameHead::parse(&p[..9]);
         let payload = &p[9..9 + head.len];
@@ -320,8 +322,8 @@ proptest! {
 fn a_huffman_coded_block_from_rfc7541_c4_is_read() {
     // RFC 7541 C.4.1: GET http://www.example.com/ with Huffman-coded strings.
     let block: [u8; 17] = [
-        0x82, 0x86, 0x84, 0x41, 0x8c, 0xf1, 0xe3, 0xc2, 0xe5, 0xf2, 0x3a, 0x6b, 0xa0, 0xab,
-        0x90, 0xf4, 0xff,
+        0x82, 0x86, 0x84, 0x41, 0x8c, 0xf1, 0xe3, 0xc2, 0xe5, 0xf2, 0x3a, 0x6b, 0xa0, 0xab, 0x90,
+        0xf4, 0xff,
     ];
     let mut bytes = PREFACE.to_vec();
     raw_frame(&mut bytes, HEADERS, END_HEADERS | END_STREAM, 1, &block);
@@ -329,7 +331,10 @@ fn a_huffman_coded_block_from_rfc7541_c4_is_read() {
     let Seen::Block { fields, .. } = &seen[0] else {
         panic!("{seen:?}")
     };
-    assert_eq!(fields[3], (b":authority".to_vec(), b"www.example.com".to_vec()));
+    assert_eq!(
+        fields[3],
+        (b":authority".to_vec(), b"www.example.com".to_vec())
+    );
     assert_eq!(fields[2], (b":path".to_vec(), b"/".to_vec()));
 }
 

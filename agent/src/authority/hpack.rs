@@ -190,7 +190,10 @@ mod tests {
         let mut enc = loona_hpack::Encoder::new();
         let block = enc.encode([
             (&b":method"[..], &b"POST"[..]),
-            (b":authority", b"/var/lib/kubelet/plugins/csi.hearth.dev/csi.sock"),
+            (
+                b":authority",
+                b"/var/lib/kubelet/plugins/csi.hearth.dev/csi.sock",
+            ),
             (b":path", b"/csi.v1.Identity/Probe"),
             (b"te", b"trailers"),
         ]);

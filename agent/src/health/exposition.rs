@@ -174,13 +174,20 @@ pub(crate) mod tests {
             5,
             std::time::Duration::from_millis(2),
         );
-        rec.record("/csi.v1.Identity/Probe", 0, std::time::Duration::from_millis(1));
+        rec.record(
+            "/csi.v1.Identity/Probe",
+            0,
+            std::time::Duration::from_millis(1),
+        );
         let om = crate::health::metrics::render(
             std::sync::Arc::new(Snapshot::default()),
             rec.counters(),
         );
         let text = classic(&om);
-        assert!(!text.contains("# EOF") && !text.contains("# UNIT"), "{text}");
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
         if let Some(findings) = promtool_findings(&text) {
             assert_eq!(findings, "", "{text}");
         }
