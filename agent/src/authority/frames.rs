@@ -153,12 +153,6 @@ impl Rewriter {
                 }
             }
         }
-        // A frame of zero length completes on its head alone.
-        if let State::HeaderFrame(head) = self.state {
-            if head.len == 0 && self.pending.len() == HEAD {
-                self.on_header_frame(head, out);
-            }
-        }
     }
 
     /// The client closed its side: whatever is held goes to h2 as the client sent it.
