@@ -203,31 +203,51 @@ pub fn accesses(caps: &[VolumeCapability], multi_node: bool) -> Result<Vec<Acces
     caps.iter().map(|c| access(c, multi_node)).collect()
 }
 
+/// Where a path from a request lies, judged without touching anything outside the root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Located {
+    /// Under the root; the path with the symlinks of its existing ancestors resolved.
+    Under(PathBuf),
+    /// Not under the root (relative, with `..`, outside, or resolving outside): why.
+    Elsewhere(String),
+}
+
 /// Checks that `path` is absolute, has no `..`, and lies under `root` once the symlinks of its
 /// existing ancestors are resolved. Returns the path with those symlinks resolved.
 pub fn path_under(field: &str, path: &str, root: &Path) -> Result<PathBuf, CsiError> {
+    match locate_under(field, path, root)? {
+        Located::Under(p) => Ok(p),
+        Located::Elsewhere(why) => Err(CsiError::InvalidArgument(why)),
+    }
+}
+
+/// Like [`path_under`], for calls where a path that cannot hold one of this node's volumes is
+/// an answer ("not there": NOT_FOUND) rather than a bad request. Only an empty or unusable
+/// path is INVALID_ARGUMENT. Nothing outside `root` is resolved or touched: a path is
+/// canonicalised only once it lies under `root` lexically.
+pub fn locate_under(field: &str, path: &str, root: &Path) -> Result<Located, CsiError> {
     if path.is_empty() {
         return Err(CsiError::InvalidArgument(format!("{field} is required")));
-    }
-    let p = Path::new(path);
-    if !p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(CsiError::InvalidArgument(format!(
-            "{field} {path:?} must be an absolute path without '..'"
-        )));
     }
     if path.len() > 4096 || path.chars().any(|c| c.is_control()) {
         return Err(CsiError::InvalidArgument(format!(
             "{field} is not a usable path"
         )));
     }
+    let p = Path::new(path);
+    if !p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Ok(Located::Elsewhere(format!(
+            "{field} {path:?} must be an absolute path without '..'"
+        )));
+    }
     let outside = || {
-        CsiError::InvalidArgument(format!(
+        Located::Elsewhere(format!(
             "{field} {path:?} is outside the kubelet directory {}",
             root.display()
         ))
     };
     if !p.starts_with(root) {
-        return Err(outside());
+        return Ok(outside());
     }
     let root = root.canonicalize().map_err(|e| {
         CsiError::FailedPrecondition(format!("kubelet directory {}: {e}", root.display()))
@@ -241,17 +261,17 @@ pub fn path_under(field: &str, path: &str, root: &Path) -> Result<PathBuf, CsiEr
                 let mut full = real;
                 full.extend(rest.iter().rev());
                 if !full.starts_with(&root) {
-                    return Err(outside());
+                    return Ok(outside());
                 }
-                return Ok(full);
+                return Ok(Located::Under(full));
             }
             Err(_) => {
                 let Some(name) = existing.file_name().map(|n| n.to_owned()) else {
-                    return Err(outside());
+                    return Ok(outside());
                 };
                 rest.push(name);
                 if !existing.pop() {
-                    return Err(outside());
+                    return Ok(outside());
                 }
             }
         }
