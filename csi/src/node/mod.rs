@@ -114,6 +114,8 @@ impl<A: Attacher, M: Mounter> NodeService<A, M> {
         let id = validate::required("volume_id", &req.volume_id)?.to_owned();
         let staging = self.path("staging_target_path", &req.staging_target_path)?;
         let access = self.capability(req.volume_capability.as_ref())?;
+        let access =
+            validate::with_context_fs(access, req.volume_capability.as_ref(), &req.volume_context)?;
         let _lock = self.locks.try_lock(&id)?;
         let attachment = self.attacher.attach(&id, &req.publish_context).await?;
         let result = self

@@ -16,6 +16,7 @@ use crate::attach::fake::{AttachCall, AttachOp, FakeAttacher};
 use crate::attach::Condition;
 use crate::mount::fake::{FakeMounter, MountCall, MountOp};
 use crate::mount::{FsType, MountOptions, Probe};
+use crate::validate;
 use crate::CsiError;
 
 const MIB: u64 = 1 << 20;
@@ -761,4 +762,27 @@ async fn a_failed_attach_is_reported_with_its_code() {
     );
     assert_eq!(h.stage(ext4()).await, Err(Code::Unavailable));
     assert!(h.mount_calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_capability_without_fs_type_takes_the_filesystem_the_volume_was_made_for() {
+    let context = validate::volume_context(
+        &[(validate::FS_TYPE_PARAMETER.to_owned(), "xfs".to_owned())].into(),
+    );
+    for (cap_fs, want) in [("", FsType::Xfs), ("ext4", FsType::Ext4)] {
+        let h = Harness::new();
+        let req = NodeStageVolumeRequest {
+            volume_id: VOL.into(),
+            staging_target_path: path(&h.staging()),
+            volume_capability: Some(mount_cap(cap_fs, Mode::SingleNodeWriter)),
+            volume_context: context.clone(),
+            ..Default::default()
+        };
+        code(h.node.node_stage_volume(Request::new(req)).await).unwrap();
+        assert_eq!(
+            format_calls(&h.mount_calls()),
+            vec![(want, false)],
+            "{cap_fs:?}"
+        );
+    }
 }

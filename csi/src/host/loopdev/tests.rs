@@ -6,9 +6,9 @@ use super::sysfs::*;
 use super::*;
 use std::ffi::{CStr, OsStr};
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
 const MIB: u64 = 1024 * 1024;
