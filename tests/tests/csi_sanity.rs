@@ -6,6 +6,7 @@
 //! `target/go-bin`); without them it skips, and under `CI=true` that fails.
 //! The LINSTOR backend runs the same harness ([`hearth_tests::csi_sanity::Run`]) against
 //! `hearth dev --backend linstor` and the simulator.
+#![allow(clippy::tests_outside_test_module)] // an integration-test file is a test-only crate
 
 use std::sync::Mutex;
 
