@@ -1,23 +1,25 @@
 //! The loopfile VolumeBackend: creates, grows, copies and removes image files and their
 //! records. Every step is ordered so a crash leaves a record that says what to finish.
+//! Snapshots are in `snapshots.rs`.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use super::catalog::{Catalog, CatalogError, RecordState, SnapshotRecord, VolumeRecord};
-use super::{
-    is_snapshot_id, is_volume_id, new_id, sync_dir, volume_id_for, Layout, SNAPSHOT_PREFIX,
-};
+use super::catalog::{Catalog, CatalogError, RecordState, VolumeRecord};
+use super::{is_volume_id, sync_dir, volume_id_for, Layout};
 use crate::attach::Condition;
 use crate::backend::{
     BackendFeatures, ContentSource, PoolCapacity, Snapshot, Volume, VolumeBackend, VolumeSpec,
 };
 use crate::host::{copy, loopdev};
 use crate::{CsiError, TOPOLOGY_NODE_KEY};
+
+mod snapshots;
+
+use snapshots::to_snapshot;
 
 impl From<CatalogError> for CsiError {
     fn from(err: CatalogError) -> Self {
@@ -335,16 +337,6 @@ impl Inner {
             .filter(|v| v.state == RecordState::Ready))
     }
 
-    fn snapshot_ready(&self, id: &str) -> Result<Option<SnapshotRecord>, CsiError> {
-        if !is_snapshot_id(id) {
-            return Ok(None);
-        }
-        Ok(self
-            .catalog
-            .snapshot(id)?
-            .filter(|s| s.state == RecordState::Ready))
-    }
-
     fn delete_volume(&self, id: &str) -> Result<(), CsiError> {
         if !is_volume_id(id) {
             return Ok(());
@@ -370,12 +362,6 @@ impl Inner {
     fn remove_volume_files(&self, id: &str) -> Result<(), CsiError> {
         remove_image(&self.layout.volume_image(id))?;
         self.catalog.remove_volume(id)?;
-        Ok(())
-    }
-
-    fn remove_snapshot_files(&self, id: &str) -> Result<(), CsiError> {
-        remove_image(&self.layout.snapshot_image(id))?;
-        self.catalog.remove_snapshot(id)?;
         Ok(())
     }
 
@@ -415,71 +401,6 @@ impl Inner {
             Err(e) => Condition::abnormal(format!("image {}: {e}", image.display())),
         })
     }
-
-    fn create_snapshot(&self, name: &str, source_volume_id: &str) -> Result<Snapshot, CsiError> {
-        if let Some(existing) = self.catalog.snapshot_by_name(name)? {
-            if existing.source_volume_id != source_volume_id {
-                return Err(CsiError::AlreadyExists(format!(
-                    "snapshot {name} exists with source volume {}",
-                    existing.source_volume_id
-                )));
-            }
-            match existing.state {
-                RecordState::Ready => return Ok(to_snapshot(existing)),
-                RecordState::Deleting => {
-                    return Err(CsiError::Aborted(format!(
-                        "snapshot {name} is being deleted; retry"
-                    )))
-                }
-                RecordState::Creating => return self.finish_snapshot(existing),
-            }
-        }
-        let volume = self.volume_ready(source_volume_id)?.ok_or_else(|| {
-            CsiError::NotFound(format!("source volume {source_volume_id} does not exist"))
-        })?;
-        self.ensure_space(volume.capacity_bytes)?;
-        let record = SnapshotRecord {
-            id: new_id(SNAPSHOT_PREFIX),
-            name: name.to_owned(),
-            source_volume_id: volume.id,
-            size_bytes: volume.capacity_bytes,
-            created: SystemTime::now(),
-            state: RecordState::Creating,
-        };
-        self.catalog.insert_snapshot(&record)?;
-        self.finish_snapshot(record)
-    }
-
-    fn finish_snapshot(&self, mut record: SnapshotRecord) -> Result<Snapshot, CsiError> {
-        let image = self.layout.snapshot_image(&record.id);
-        if !image.exists() {
-            let source = self.layout.volume_image(&record.source_volume_id);
-            let made = if self.volume_ready(&record.source_volume_id)?.is_some() {
-                self.materialize(&record.id, &image, record.size_bytes, Some(&source))
-            } else {
-                Err(CsiError::NotFound(format!(
-                    "source volume {} does not exist",
-                    record.source_volume_id
-                )))
-            };
-            if let Err(e) = made {
-                self.catalog.remove_snapshot(&record.id)?;
-                return Err(e);
-            }
-        }
-        self.catalog
-            .set_snapshot_state(&record.id, RecordState::Ready)?;
-        record.state = RecordState::Ready;
-        Ok(to_snapshot(record))
-    }
-
-    fn delete_snapshot(&self, id: &str) -> Result<(), CsiError> {
-        if !is_snapshot_id(id) || self.catalog.snapshot(id)?.is_none() {
-            return Ok(());
-        }
-        self.catalog.set_snapshot_state(id, RecordState::Deleting)?;
-        self.remove_snapshot_files(id)
-    }
 }
 
 fn remove_image(path: &Path) -> Result<(), CsiError> {
@@ -501,17 +422,6 @@ fn check_compatible(existing: &VolumeRecord, spec: &VolumeSpec) -> Result<(), Cs
         )));
     }
     Ok(())
-}
-
-fn to_snapshot(r: SnapshotRecord) -> Snapshot {
-    Snapshot {
-        id: r.id,
-        name: r.name,
-        source_volume_id: r.source_volume_id,
-        size_bytes: r.size_bytes,
-        created: r.created,
-        ready: r.state == RecordState::Ready,
-    }
 }
 
 #[async_trait::async_trait]
