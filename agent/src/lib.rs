@@ -6,6 +6,7 @@ pub mod cli;
 pub mod client;
 pub mod csi_cmd;
 pub mod endpoints;
+pub mod error;
 pub mod health;
 pub mod logging;
 pub mod net_cmd;
@@ -15,20 +16,6 @@ pub mod serve;
 pub mod status_cmd;
 
 use cli::{Cli, Command};
-
-/// An error a person can fix by changing the command line or input files; exit code 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
-
-/// The exit code for an error: 2 for bad input, 1 otherwise.
-pub fn exit_code(err: &anyhow::Error) -> u8 {
-    if err.downcast_ref::<UsageError>().is_some() {
-        2
-    } else {
-        1
-    }
-}
 
 /// Runs a parsed command to completion.
 pub fn run(cli: Cli) -> anyhow::Result<()> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use crate::UsageError;
+use crate::error::UsageError;
 use hearth_net::announce::{Announcer, PacketSocket, Schedule};
 use hearth_net::apply::converge;
 use hearth_net::controller::{self, ControllerError, Options};

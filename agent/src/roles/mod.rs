@@ -35,11 +35,11 @@ use tonic::transport::Server;
 
 use crate::cli::{Backend, CoordinatorArgs, DevArgs, LinstorArgs, NodeArgs};
 use crate::endpoints::LocalReadiness;
+use crate::error::UsageError;
 use crate::health::csi_ops::CsiRecorder;
 use crate::health::storage::{DeviceMap, LoopDevices, NoDevices};
 use crate::roles::health::{counted, spawn_status, StatusPlan};
 use crate::serve;
-use crate::UsageError;
 
 /// How long NodeStage waits for a DRBD device to appear with current data.
 const DEVICE_WAIT: Duration = Duration::from_secs(60);
