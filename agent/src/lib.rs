@@ -1,6 +1,8 @@
-//! Hearth's agent: the wiring of the node, coordinator and dev roles, the admin commands, and
-//! the small HTTP status server. Storage logic lives in `hearth-csi`; this crate only builds
-//! the pieces from flags and serves them.
+//! Hearth's agent, the `hearth` binary's library: flags ([`cli`]), the wiring of the dev, node
+//! and coordinator roles ([`roles`], the one place that builds the pieces), the node's session
+//! client ([`node`]), its health snapshot ([`health`]) and the HTTP endpoints ([`endpoints`]),
+//! the admin commands, and the exit codes ([`error`]). Storage logic lives in `hearth-csi`,
+//! networking in `hearth-net`, the coordinator and its store in `hearth-coordinator`.
 
 pub mod cli;
 pub mod client;
