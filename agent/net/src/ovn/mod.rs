@@ -7,7 +7,8 @@
 //! other key, bridge, port or interface. The join interface's address, routes and sysctls are
 //! handed to the netlink reconciler ([`netfile`]), never written here.
 //!
-//! Flow: [`crate::spec`] parses the section with the rest of the file ([`OvnSpec`]), [`render`] builds [`render::Desired`] (pure), [`reconcile`] diffs it
+//! Flow: [`crate::spec`] parses the section with the rest of the file ([`OvnSpec`]), [`render`]
+//! builds [`render::Desired`] (pure), [`reconcile`] diffs it
 //! with what [`crate::ovsdb::tables::read`] observed and turns the difference into one OVSDB
 //! transaction. [`cilium`] checks the MTU and sysctls, [`health`] reports the chassis state.
 
