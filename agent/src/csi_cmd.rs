@@ -15,7 +15,7 @@ use hearth_proto::csi::v1::volume_content_source::{
 use hearth_proto::csi::v1::*;
 
 use crate::client;
-use crate::UsageError;
+use crate::error::UsageError;
 
 /// Flags of `hearth csi`.
 #[derive(Debug, Args)]
@@ -580,10 +580,10 @@ mod tests {
             format!("{staged:#}"),
             "FailedPrecondition: volume vol-1 is staged at /k/staging"
         );
-        assert_eq!(crate::exit_code(&staged), 1);
+        assert_eq!(crate::error::exit_code(&staged), 1);
         let invalid = refused(tonic::Code::InvalidArgument, "name is empty");
         assert_eq!(format!("{invalid:#}"), "InvalidArgument: name is empty");
-        assert_eq!(crate::exit_code(&invalid), 2);
+        assert_eq!(crate::error::exit_code(&invalid), 2);
         assert_eq!(
             format!("{:#}", refused(tonic::Code::NotFound, " ")),
             "NotFound"

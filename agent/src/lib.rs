@@ -1,12 +1,15 @@
-//! Hearth's agent: the wiring of the node, coordinator and dev roles, the admin commands, and
-//! the small HTTP status server. Storage logic lives in `hearth-csi`; this crate only builds
-//! the pieces from flags and serves them.
+//! Hearth's agent, the `hearth` binary's library: flags ([`cli`]), the wiring of the dev, node
+//! and coordinator roles ([`roles`], the one place that builds the pieces), the node's session
+//! client ([`node`]), its health snapshot ([`health`]) and the HTTP endpoints ([`endpoints`]),
+//! the admin commands, and the exit codes ([`error`]). Storage logic lives in `hearth-csi`,
+//! networking in `hearth-net`, the coordinator and its store in `hearth-coordinator`.
 
 pub mod authority;
 pub mod cli;
 pub mod client;
 pub mod csi_cmd;
 pub mod endpoints;
+pub mod error;
 pub mod health;
 pub mod logging;
 pub mod net_cmd;
@@ -16,23 +19,6 @@ pub mod serve;
 pub mod status_cmd;
 
 use cli::{Cli, Command};
-
-/// An error a person can fix by changing the command line or input files; exit code 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
-
-/// The exit code for an error: 2 for bad input (a CSI call refused as invalid included), 1
-/// otherwise.
-pub fn exit_code(err: &anyhow::Error) -> u8 {
-    if err.downcast_ref::<UsageError>().is_some() {
-        2
-    } else if let Some(failed) = err.downcast_ref::<csi_cmd::CallFailed>() {
-        failed.exit_code()
-    } else {
-        1
-    }
-}
 
 /// Runs a parsed command to completion.
 pub fn run(cli: Cli) -> anyhow::Result<()> {

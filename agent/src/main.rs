@@ -12,7 +12,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("hearth: {err:#}");
-            ExitCode::from(hearth_agent::exit_code(&err))
+            ExitCode::from(hearth_agent::error::exit_code(&err))
         }
     }
 }

@@ -14,7 +14,7 @@ use super::labels::{matches, Labels};
 
 /// What assignment needs to know about a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeView {
+pub struct Candidate {
     /// The node's name.
     pub name: String,
     /// Its Kubernetes labels.
@@ -38,7 +38,7 @@ pub struct Orphan<'a> {
 /// selectors. `owned` counts the floating IPs each node answers for now (missing means 0).
 pub fn choose_owner(
     ip_name: &str,
-    nodes: &[NodeView],
+    nodes: &[Candidate],
     pool_selector: &Labels,
     ip_selector: &Labels,
     owned: &BTreeMap<String, usize>,
@@ -61,7 +61,7 @@ pub fn choose_owner(
 /// owner per orphan, in input order, and adds the new ownerships to `owned`.
 pub fn assign_all(
     orphans: &[Orphan<'_>],
-    nodes: &[NodeView],
+    nodes: &[Candidate],
     owned: &mut BTreeMap<String, usize>,
 ) -> Vec<Option<String>> {
     let mut counts: Vec<usize> = nodes
@@ -101,7 +101,7 @@ pub fn assign_all(
 }
 
 /// Indexes of the healthy nodes matching both selectors.
-fn candidates(nodes: &[NodeView], pool_selector: &Labels, ip_selector: &Labels) -> Vec<usize> {
+fn candidates(nodes: &[Candidate], pool_selector: &Labels, ip_selector: &Labels) -> Vec<usize> {
     (0..nodes.len())
         .filter(|&i| {
             let n = &nodes[i];
@@ -114,7 +114,7 @@ fn candidates(nodes: &[NodeView], pool_selector: &Labels, ip_selector: &Labels) 
 /// 64-bit collision) the smallest name.
 fn best(
     ip_name: &str,
-    nodes: &[NodeView],
+    nodes: &[Candidate],
     candidates: &[usize],
     counts: &[usize],
     hashes: &[u64],

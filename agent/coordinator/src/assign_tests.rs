@@ -9,15 +9,15 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
         .collect()
 }
 
-fn node(name: &str, healthy: bool, pairs: &[(&str, &str)]) -> NodeView {
-    NodeView {
+fn node(name: &str, healthy: bool, pairs: &[(&str, &str)]) -> Candidate {
+    Candidate {
         name: name.to_owned(),
         labels: labels(pairs),
         healthy,
     }
 }
 
-fn nodes(n: usize) -> Vec<NodeView> {
+fn nodes(n: usize) -> Vec<Candidate> {
     (0..n)
         .map(|i| {
             node(
@@ -91,8 +91,8 @@ fn removing_a_node_only_moves_what_it_won() {
     let ns = nodes(10);
     let any = Labels::new();
     let none = BTreeMap::new();
-    let pick = |ns: &[NodeView], ip: &str| choose_owner(ip, ns, &any, &any, &none).unwrap();
-    let fewer: Vec<NodeView> = ns.iter().filter(|n| n.name != "node-4").cloned().collect();
+    let pick = |ns: &[Candidate], ip: &str| choose_owner(ip, ns, &any, &any, &none).unwrap();
+    let fewer: Vec<Candidate> = ns.iter().filter(|n| n.name != "node-4").cloned().collect();
     for i in 0..200 {
         let ip = format!("ip-{i}");
         let before = pick(&ns, &ip);
@@ -169,7 +169,7 @@ proptest! {
         edge in prop::collection::vec(any::<bool>(), 12),
         n in 0usize..300,
     ) {
-        let ns: Vec<NodeView> = healthy
+        let ns: Vec<Candidate> = healthy
             .iter()
             .enumerate()
             .map(|(i, h)| node(&format!("n{i}"), *h, if edge[i] { &[("edge", "yes")] } else { &[] }))
@@ -182,7 +182,7 @@ proptest! {
             .collect();
         let mut owned = BTreeMap::new();
         let out = assign_all(&orphans, &ns, &mut owned);
-        let cands: Vec<&NodeView> = ns.iter().filter(|x| x.healthy && x.labels.contains_key("edge")).collect();
+        let cands: Vec<&Candidate> = ns.iter().filter(|x| x.healthy && x.labels.contains_key("edge")).collect();
         for o in &out {
             match o {
                 Some(name) => prop_assert!(cands.iter().any(|c| &c.name == name)),

@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tonic::Status;
 
-use super::assign::{assign_all, NodeView as Candidate, Orphan};
+use super::assign::{assign_all, Candidate, Orphan};
 use super::pools::{allocate, Pool};
 use crate::store::{FloatingIp, FloatingIpPool, FloatingIpState, Store, StoreError};
 

@@ -1,5 +1,7 @@
-//! The coordinator role: the agent API (node sessions and leases), volume placement and
-//! floating-IP allocation and failover.
+//! The coordinator: the agent API (node sessions and leases, [`server`], [`engine`]), volume
+//! placement and floating-IP allocation and failover, the pure decisions ([`config`], [`pools`],
+//! [`assign`], [`placement`]) and the durable state ([`store`]). Flags and the wiring of the
+//! role live in the agent (`hearth_agent::roles::coordinator`).
 
 pub mod assign;
 pub mod config;

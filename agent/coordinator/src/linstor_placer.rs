@@ -12,7 +12,7 @@ use hearth_csi::linstor::placement::{PlacementInput, Replica, ReplicaPlacer};
 use hearth_csi::{CsiError, TOPOLOGY_NODE_KEY};
 
 use super::engine::Engine;
-use super::placement::{self, NodeView, VolumeRequest};
+use super::placement::{self, StorageNode, VolumeRequest};
 
 /// LINSTOR node properties with this prefix become labels (linstor-csi's convention).
 const TOPOLOGY_PROP: &str = "Aux/topology/";
@@ -68,7 +68,7 @@ impl ReplicaPlacer for LinstorPlacer {
                 }
                 None => true,
             };
-            views.push(NodeView {
+            views.push(StorageNode {
                 name: n.name.clone(),
                 labels,
                 healthy: n.is_online() && agent_ok,

@@ -33,7 +33,7 @@ pub const ZONE_KEY: &str = "topology.kubernetes.io/zone";
 
 /// What placement needs to know about a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeView {
+pub struct StorageNode {
     /// The node's name.
     pub name: String,
     /// Its labels, including its topology segments (`topology.hearth.dev/node`,
@@ -152,7 +152,7 @@ impl fmt::Display for Bytes {
 /// The nodes, indexed for placement.
 #[derive(Debug, Clone)]
 pub struct Cluster {
-    nodes: Vec<NodeView>,
+    nodes: Vec<StorageNode>,
     name_hash: Vec<u64>,
     /// Zone ids; 0 is "no zone label".
     zone: Vec<u32>,
@@ -174,7 +174,7 @@ struct Candidate {
 
 impl Cluster {
     /// Indexes `nodes`.
-    pub fn new(nodes: Vec<NodeView>) -> Self {
+    pub fn new(nodes: Vec<StorageNode>) -> Self {
         let mut zones: BTreeMap<&str, u32> = BTreeMap::new();
         let mut index: BTreeMap<String, BTreeMap<String, Vec<u32>>> = BTreeMap::new();
         let mut zone = Vec::with_capacity(nodes.len());
@@ -207,7 +207,7 @@ impl Cluster {
 
     /// The nodes, in the order given to [`Cluster::new`]; [`Cluster::place`] returns indexes
     /// into this slice.
-    pub fn nodes(&self) -> &[NodeView] {
+    pub fn nodes(&self) -> &[StorageNode] {
         &self.nodes
     }
 
@@ -368,7 +368,7 @@ impl Cluster {
 
 /// Places one volume on `nodes` and returns the chosen nodes' names, most wanted first. For
 /// many volumes, build a [`Cluster`] once instead.
-pub fn place(nodes: &[NodeView], req: &VolumeRequest) -> Result<Vec<String>, PlacementError> {
+pub fn place(nodes: &[StorageNode], req: &VolumeRequest) -> Result<Vec<String>, PlacementError> {
     let cluster = Cluster::new(nodes.to_vec());
     let chosen = cluster.place(req)?;
     Ok(chosen.into_iter().map(|i| nodes[i].name.clone()).collect())

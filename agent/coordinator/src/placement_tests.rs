@@ -12,8 +12,8 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
         .collect()
 }
 
-fn node(name: &str, zone: &str, free_gib: u64) -> NodeView {
-    NodeView {
+fn node(name: &str, zone: &str, free_gib: u64) -> StorageNode {
+    StorageNode {
         name: name.to_owned(),
         labels: labels(&[(NODE_KEY, name), (ZONE_KEY, zone)]),
         healthy: true,
@@ -159,7 +159,7 @@ fn nodes_without_zone_form_one_zone() {
 
 #[test]
 fn deterministic_and_independent_of_node_order() {
-    let nodes: Vec<NodeView> = (0..30)
+    let nodes: Vec<StorageNode> = (0..30)
         .map(|i| node(&format!("n{i}"), ["a", "b", "c"][i % 3], 50))
         .collect();
     let mut reversed = nodes.clone();
@@ -206,7 +206,7 @@ fn bytes_are_readable() {
     assert_eq!(Bytes(1536 * GIB).to_string(), "1.5 TiB");
 }
 
-fn cluster() -> impl Strategy<Value = Vec<NodeView>> {
+fn cluster() -> impl Strategy<Value = Vec<StorageNode>> {
     prop::collection::vec(
         (any::<bool>(), 0u64..100, 0u32..20, 0usize..4, any::<bool>()),
         1..25,
@@ -245,7 +245,7 @@ proptest! {
         if let Some(z) = zone_req {
             r.requisite = vec![labels(&[(ZONE_KEY, ["a", "b", "c", "d"][z])])];
         }
-        let fits = |n: &NodeView| {
+        let fits = |n: &StorageNode| {
             n.healthy
                 && (!ssd || n.labels.contains_key("disk"))
                 && zone_req.is_none_or(|z| n.labels[ZONE_KEY] == ["a", "b", "c", "d"][z])

@@ -21,8 +21,8 @@ use hearth_csi::{CsiError, TOPOLOGY_NODE_KEY};
 use hearth_proto::hearth::v1::{volume_call::Op, CreateLocal, ExpandLocal};
 
 use super::engine::Engine;
-use super::placement::{self, NodeView, VolumeRequest};
-use crate::store::{Store, StoreError, VolumeRecord};
+use super::placement::{self, StorageNode, VolumeRequest};
+use crate::store::{Store, StoreError, VolumeLocation};
 
 /// How long a node may take to create, grow or delete an image.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -54,7 +54,7 @@ fn topology(node: &str) -> Vec<BTreeMap<String, String>> {
 }
 
 /// A volume as the store records it (the CO's name and parameters are not kept).
-fn volume_of(r: VolumeRecord) -> Volume {
+fn volume_of(r: VolumeLocation) -> Volume {
     Volume {
         topology: r.nodes.first().map(|n| topology(n)).unwrap_or_default(),
         id: r.id,
@@ -71,7 +71,7 @@ impl NodeLocalVolumes {
         Self { store, engine }
     }
 
-    async fn record(&self, id: &str) -> Result<Option<VolumeRecord>, CsiError> {
+    async fn record(&self, id: &str) -> Result<Option<VolumeLocation>, CsiError> {
         Ok(self
             .store
             .volumes()
@@ -81,7 +81,7 @@ impl NodeLocalVolumes {
             .find(|v| v.id == id))
     }
 
-    fn owner(record: &VolumeRecord) -> Result<&str, CsiError> {
+    fn owner(record: &VolumeLocation) -> Result<&str, CsiError> {
         record
             .nodes
             .first()
@@ -90,14 +90,14 @@ impl NodeLocalVolumes {
     }
 
     /// Node views for placement: agents with a session, their labels and free space.
-    fn nodes(&self) -> Vec<NodeView> {
+    fn nodes(&self) -> Vec<StorageNode> {
         self.engine
             .agents()
             .into_iter()
             .map(|(name, a)| {
                 let mut labels = a.labels;
                 labels.insert(TOPOLOGY_NODE_KEY.to_owned(), name.clone());
-                NodeView {
+                StorageNode {
                     name,
                     labels,
                     healthy: a.healthy,
@@ -155,7 +155,7 @@ impl VolumeBackend for NodeLocalVolumes {
                 let node = self.place(&id, spec).await?;
                 // Recorded before the node acts: a retry goes to the same node.
                 self.store
-                    .put_volume(&VolumeRecord {
+                    .put_volume(&VolumeLocation {
                         id: id.clone(),
                         nodes: vec![node.clone()],
                         size_bytes: spec.capacity_bytes,

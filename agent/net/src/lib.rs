@@ -11,7 +11,8 @@
 //! The flow is kube-runtime's: [`spec`] parses the file, [`render`] turns it into a
 //! [`model::Desired`] (pure), [`netlink::Netlink::observe`] dumps the namespace,
 //! [`reconcile::reconcile`] diffs the two into a [`plan::Plan`], and [`apply`] carries it out.
-//! [`controller`] repeats that on netlink events and on a timer; `hearth net` (in the agent) sits on top.
+//! [`controller`] repeats that on netlink events and on a timer; `hearth net` (in the agent)
+//! sits on top. [`ovn`] configures the OVN chassis over [`ovsdb`], from the file's `ovn:` section.
 
 pub mod announce;
 pub mod apply;

@@ -4,7 +4,7 @@
 //! in table 254. Undeclared veth peers become implied links. No I/O.
 
 use crate::model::{
-    Address, Desired, FloatingIp, Link, LinkKind, MacvlanMode, Neighbour, NextHop, Prefix, Route,
+    Address, AnnouncedIp, Desired, Link, LinkKind, MacvlanMode, Neighbour, NextHop, Prefix, Route,
     RouteKey, RouteType, Rule, RuleAction, Sysctl,
 };
 use crate::spec::{
@@ -86,7 +86,7 @@ pub fn render(file: &NetworkFile) -> Desired {
         floating_ips: file
             .floating_ips
             .iter()
-            .map(|f| FloatingIp {
+            .map(|f| AnnouncedIp {
                 address: f.address,
                 dev: f.dev.0.clone(),
             })

@@ -1,7 +1,7 @@
-//! The HTTP status server on `--status-addr`: `/status` (JSON, docs/status.md; text with
-//! `?format=text` or `Accept: text/plain`), `/metrics` (OpenMetrics or the classic
-//! Prometheus text, by `Accept`), `/healthz` (the process
-//! answers) and `/readyz` (every required health check passes). Read-only and GET only.
+//! The node's HTTP endpoints on `--status-addr` (the coordinator's are in [`coordinator`]):
+//! `/status` (JSON, docs/status.md; text with `?format=text` or `Accept: text/plain`),
+//! `/metrics` (OpenMetrics or the classic Prometheus text, by `Accept`), `/healthz` (the process answers) and `/readyz` (every required
+//! health check passes). Read-only and GET only.
 //! Slow or huge clients cannot hold the agent: headers must arrive within a timeout, a
 //! connection lives at most [`CONN_LIMIT_TIME`], request heads are capped, and at most
 //! [`MAX_CONNS`] connections are served at once (more are closed on accept).

@@ -478,10 +478,10 @@ mod tests {
 
     #[test]
     fn pools_and_the_reconciler_have_series() {
-        use crate::health::snapshot::{Network, Pool, Reconciler, Section, Storage};
+        use crate::health::snapshot::{Network, Reconciler, Section, Storage, StoragePool};
         let snap = std::sync::Arc::new(Snapshot {
             storage: Section::ok(Storage {
-                pools: vec![Pool {
+                pools: vec![StoragePool {
                     name: "data".into(),
                     node: "node-a".into(),
                     kind: "LVM_THIN".into(),

@@ -42,7 +42,7 @@ fn full() -> Snapshot {
         schema_version: SCHEMA_VERSION,
         storage: Section::ok(Storage {
             backend: "loopfile".into(),
-            pools: vec![Pool {
+            pools: vec![StoragePool {
                 name: "p".into(),
                 node: "n".into(),
                 kind: "LVM_THIN".into(),

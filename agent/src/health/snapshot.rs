@@ -94,14 +94,14 @@ pub struct Storage {
     /// `loopfile` or `linstor`.
     pub backend: String,
     /// Pools with capacity.
-    pub pools: Vec<Pool>,
+    pub pools: Vec<StoragePool>,
     /// Every volume the backend knows.
     pub volumes: Vec<VolumeHealth>,
 }
 
 /// A storage pool.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Pool {
+pub struct StoragePool {
     /// Pool name (`state-dir` for loopfile).
     pub name: String,
     /// The node it is on.

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use hearth_csi::backend::VolumeBackend;
 use hearth_csi::mount::{mountinfo, MountEntry};
 
-use super::snapshot::{Pool, Storage, VolumeHealth};
+use super::snapshot::{Storage, StoragePool, VolumeHealth};
 use super::HealthError;
 
 /// Reads the storage picture.
@@ -124,7 +124,7 @@ impl StorageSource for BackendStorage {
             backend: self.name.clone(),
             pools: pools
                 .into_iter()
-                .map(|p| Pool {
+                .map(|p| StoragePool {
                     name: p.name,
                     node: p.node,
                     kind: p.kind,

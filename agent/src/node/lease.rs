@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use super::fence::FenceGuard;
 use hearth_net::announce::{Announcer, Frames};
-use hearth_net::model::FloatingIp;
+use hearth_net::model::AnnouncedIp;
 use hearth_net::netlink::Netlink;
 
 /// How often the held set is checked against the kernel without any change.
@@ -159,9 +159,9 @@ pub async fn run<N, F>(
             Vec::new()
         };
         let before: Vec<IpAddr> = announcer.active().iter().map(|a| a.address).collect();
-        let ips: Vec<FloatingIp> = target
+        let ips: Vec<AnnouncedIp> = target
             .iter()
-            .map(|l| FloatingIp {
+            .map(|l| AnnouncedIp {
                 address: l.address,
                 dev: l.dev.clone(),
             })

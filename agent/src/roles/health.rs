@@ -1,6 +1,6 @@
 //! Wiring of the health pieces for a role: builds the collectors from what the role serves,
 //! starts the status server, and wraps CSI services with the statistics layer. Owns no
-//! collection logic; roles.rs calls it and stays free of health details.
+//! collection logic; the role functions in `roles` call it and stay free of health details.
 
 use std::path::PathBuf;
 use std::sync::Arc;

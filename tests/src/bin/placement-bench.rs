@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use hearth_coordinator::labels::Labels;
-use hearth_coordinator::placement::{Cluster, NodeView, VolumeRequest, ZONE_KEY};
+use hearth_coordinator::placement::{Cluster, StorageNode, VolumeRequest, ZONE_KEY};
 use hearth_csi::TOPOLOGY_NODE_KEY;
 
 const GIB: u64 = 1 << 30;
@@ -52,7 +52,7 @@ fn label(k: &str, v: &str) -> Labels {
     Labels::from([(k.to_owned(), v.to_owned())])
 }
 
-fn cluster(n: usize, rng: &mut Rng) -> Vec<NodeView> {
+fn cluster(n: usize, rng: &mut Rng) -> Vec<StorageNode> {
     (0..n)
         .map(|i| {
             let name = format!("node-{i:04}");
@@ -64,7 +64,7 @@ fn cluster(n: usize, rng: &mut Rng) -> Vec<NodeView> {
                 labels.insert("disk".to_owned(), "ssd".to_owned());
             }
             let volumes = rng.below(20) as u32;
-            NodeView {
+            StorageNode {
                 name,
                 labels,
                 healthy: rng.below(100) != 0,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{FloatingIp, FloatingIpPool, FloatingIpState, Store, StoreError, VolumeRecord};
+use super::{FloatingIp, FloatingIpPool, FloatingIpState, Store, StoreError, VolumeLocation};
 
 const TTL: Duration = Duration::from_secs(15);
 
@@ -37,8 +37,8 @@ fn state(name: &str, address: &str, node: Option<&str>, epoch: u64) -> FloatingI
     }
 }
 
-fn volume(id: &str, nodes: &[&str], size_bytes: u64) -> VolumeRecord {
-    VolumeRecord {
+fn volume(id: &str, nodes: &[&str], size_bytes: u64) -> VolumeLocation {
+    VolumeLocation {
         id: id.into(),
         nodes: nodes.iter().map(|n| n.to_string()).collect(),
         size_bytes,

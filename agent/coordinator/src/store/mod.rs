@@ -18,7 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use self::kube::KubeStore;
-pub use model::{FloatingIp, FloatingIpPool, FloatingIpState, VolumeRecord};
+pub use model::{FloatingIp, FloatingIpPool, FloatingIpState, VolumeLocation};
 pub use sqlite::SqliteStore;
 
 /// Errors of a store.
@@ -71,9 +71,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// Every volume placement.
-    async fn volumes(&self) -> Result<Vec<VolumeRecord>, StoreError>;
+    async fn volumes(&self) -> Result<Vec<VolumeLocation>, StoreError>;
     /// Creates or replaces a volume placement.
-    async fn put_volume(&self, volume: &VolumeRecord) -> Result<(), StoreError>;
+    async fn put_volume(&self, volume: &VolumeLocation) -> Result<(), StoreError>;
     /// Deletes a volume placement; `Ok` if it is absent.
     async fn delete_volume(&self, id: &str) -> Result<(), StoreError>;
 

@@ -63,7 +63,7 @@ pub struct FloatingIpState {
 /// Where a volume of a node-local backend lives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct VolumeRecord {
+pub struct VolumeLocation {
     /// The CSI volume ID.
     pub id: String,
     /// The nodes holding its data (one for loopfile, the replicas for LINSTOR).

@@ -1,6 +1,6 @@
 //! Checks both stores apply before writing, so that they refuse the same records.
 
-use super::{FloatingIp, FloatingIpPool, FloatingIpState, StoreError, VolumeRecord};
+use super::{FloatingIp, FloatingIpPool, FloatingIpState, StoreError, VolumeLocation};
 
 /// The longest CSI volume ID the CSI spec allows (bytes).
 const MAX_VOLUME_ID: usize = 128;
@@ -76,7 +76,7 @@ pub(crate) fn volume_id(id: &str) -> Result<(), StoreError> {
 }
 
 /// A volume record.
-pub(crate) fn volume(volume: &VolumeRecord) -> Result<(), StoreError> {
+pub(crate) fn volume(volume: &VolumeLocation) -> Result<(), StoreError> {
     volume_id(&volume.id)?;
     if i64::try_from(volume.size_bytes).is_err() {
         return Err(StoreError::Invalid(format!(

@@ -17,7 +17,7 @@ use std::time::Duration;
 pub use error::AnnounceError;
 pub use packet::{Frames, PacketSocket};
 
-use super::model::{Address, FloatingIp, Mac, Prefix};
+use super::model::{Address, AnnouncedIp, Mac, Prefix};
 use super::netlink::{Netlink, Op, Owner};
 use super::{FLOATING_PROTO, LEASED_PROTO};
 
@@ -122,13 +122,13 @@ impl<N: Netlink + 'static, F: Frames + 'static> Announcer<N, F> {
     }
 
     /// The floating IPs being announced.
-    pub fn active(&self) -> Vec<FloatingIp> {
-        let mut v: Vec<FloatingIp> = self
+    pub fn active(&self) -> Vec<AnnouncedIp> {
+        let mut v: Vec<AnnouncedIp> = self
             .active
             .lock()
             .map(|a| {
                 a.iter()
-                    .map(|(ip, e)| FloatingIp {
+                    .map(|(ip, e)| AnnouncedIp {
                         address: *ip,
                         dev: e.dev.clone(),
                     })

@@ -4,13 +4,13 @@
 use std::net::IpAddr;
 
 use super::{AnnounceError, Announcer, Frames};
-use crate::model::{Address, FloatingIp};
+use crate::model::{Address, AnnouncedIp};
 use crate::netlink::{Netlink, Op, Seen};
 
 impl<N: Netlink + 'static, F: Frames + 'static> Announcer<N, F> {
     /// Makes the announced set exactly `wanted`: announces what is missing (or whose address
     /// vanished), withdraws the rest, including floating addresses a previous run left.
-    pub async fn sync(&self, wanted: &[FloatingIp]) -> Vec<AnnounceError> {
+    pub async fn sync(&self, wanted: &[AnnouncedIp]) -> Vec<AnnounceError> {
         let mut errors = Vec::new();
         let have = match self.netlink.addresses().await {
             Ok(h) => h,
@@ -67,7 +67,7 @@ impl<N: Netlink + 'static, F: Frames + 'static> Announcer<N, F> {
     async fn remove_address_not_on(
         &self,
         ip: IpAddr,
-        wanted: &[FloatingIp],
+        wanted: &[AnnouncedIp],
         have: &[Seen<Address>],
     ) {
         let Ok(links) = self.netlink.links().await else {

@@ -144,7 +144,7 @@ async fn sync_adopts_a_previous_runs_addresses_without_writing_and_drops_stale_o
     let rec = Arc::new(Recorder::default());
     let a = Announcer::new(Arc::clone(&nl), Arc::clone(&rec), Schedule::default());
     let errors = a
-        .sync(&[FloatingIp {
+        .sync(&[AnnouncedIp {
             address: keep,
             dev: "br-ext".into(),
         }])

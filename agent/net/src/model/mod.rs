@@ -154,7 +154,7 @@ impl fmt::Display for Link {
 
 /// A floating IP from the file: announced on `dev` by the announcer, not by the reconciler.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FloatingIp {
+pub struct AnnouncedIp {
     /// The address (a /32 or /128 is added).
     pub address: IpAddr,
     /// The interface to answer and announce on.
@@ -180,5 +180,5 @@ pub struct Desired {
     /// Per-interface sysctls (written once the interfaces exist).
     pub interface_sysctls: Vec<Sysctl>,
     /// Floating IPs, for the announcer.
-    pub floating_ips: Vec<FloatingIp>,
+    pub floating_ips: Vec<AnnouncedIp>,
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::store::validate::is_dns1123_subdomain;
-use crate::store::{FloatingIp, FloatingIpPool, FloatingIpState, VolumeRecord};
+use crate::store::{FloatingIp, FloatingIpPool, FloatingIpState, VolumeLocation};
 
 /// A pool that floating IPs are allocated from; the pool's name is `metadata.name`.
 #[derive(CustomResource, Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -207,7 +207,7 @@ impl FloatingIP {
 
 impl HearthVolume {
     /// The object for `volume`.
-    pub fn from_record(volume: &VolumeRecord) -> Self {
+    pub fn from_record(volume: &VolumeLocation) -> Self {
         let spec = HearthVolumeSpec {
             volume_id: volume.id.clone(),
             nodes: volume.nodes.clone(),
@@ -217,8 +217,8 @@ impl HearthVolume {
     }
 
     /// The record of this object.
-    pub fn to_record(&self) -> VolumeRecord {
-        VolumeRecord {
+    pub fn to_record(&self) -> VolumeLocation {
+        VolumeLocation {
             id: self.spec.volume_id.clone(),
             nodes: self.spec.nodes.clone(),
             size_bytes: self.spec.size_bytes,

@@ -27,7 +27,7 @@ pub use crd::{
 };
 
 use super::{
-    validate, FloatingIp, FloatingIpPool, FloatingIpState, Store, StoreError, VolumeRecord,
+    validate, FloatingIp, FloatingIpPool, FloatingIpState, Store, StoreError, VolumeLocation,
 };
 
 /// How many times a create-or-replace retries after losing a race (409).
@@ -274,7 +274,7 @@ impl Store for KubeStore {
             .map_err(|e| kube_err(&step("replace status of"), e))
     }
 
-    async fn volumes(&self) -> Result<Vec<VolumeRecord>, StoreError> {
+    async fn volumes(&self) -> Result<Vec<VolumeLocation>, StoreError> {
         let list = self
             .volumes
             .list(&ListParams::default())
@@ -283,7 +283,7 @@ impl Store for KubeStore {
         Ok(list.items.iter().map(HearthVolume::to_record).collect())
     }
 
-    async fn put_volume(&self, volume: &VolumeRecord) -> Result<(), StoreError> {
+    async fn put_volume(&self, volume: &VolumeLocation) -> Result<(), StoreError> {
         validate::volume(volume)?;
         let id = volume.id.clone();
         upsert(

@@ -8,7 +8,9 @@ use serde_json::json;
 
 use super::{volume_object_name, KubeStore};
 use crate::store::fake_apiserver::FakeApiserver;
-use crate::store::{contract_tests, FloatingIp, FloatingIpState, Store, StoreError, VolumeRecord};
+use crate::store::{
+    contract_tests, FloatingIp, FloatingIpState, Store, StoreError, VolumeLocation,
+};
 
 const FIPS: &str = "/apis/hearth.io/v1alpha1/floatingips";
 const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/hearth/leases";
@@ -165,14 +167,14 @@ async fn redeclaring_keeps_the_status_even_if_sent() {
 async fn volume_name_collisions_are_refused_not_overwritten() {
     let (client, _fake) = FakeApiserver::start();
     let store = KubeStore::new(client, "hearth", "l");
-    let odd = VolumeRecord {
+    let odd = VolumeLocation {
         id: "Odd/ID".into(),
         nodes: vec!["n1".into()],
         size_bytes: 1,
     };
     store.put_volume(&odd).await.unwrap();
     // A well-formed ID that happens to equal the hashed name of another volume.
-    let squatter = VolumeRecord {
+    let squatter = VolumeLocation {
         id: volume_object_name("Odd/ID"),
         nodes: vec![],
         size_bytes: 2,

@@ -9,7 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use super::SqliteStore;
-use crate::store::{FloatingIp, FloatingIpPool, FloatingIpState, Store, StoreError, VolumeRecord};
+use crate::store::{
+    FloatingIp, FloatingIpPool, FloatingIpState, Store, StoreError, VolumeLocation,
+};
 
 /// Set in the child: the database path.
 const CHILD_DB: &str = "HEARTH_TEST_CRASH_CHILD_DB";
@@ -173,7 +175,7 @@ fn crash_child_writer() {
                     store.swap_floating_ip_state(e - 1, &state).await
                 }
                 Op::Volume(id, size) => {
-                    let v = VolumeRecord {
+                    let v = VolumeLocation {
                         id: id.clone(),
                         nodes: vec!["node-a".into()],
                         size_bytes: *size,

@@ -23,7 +23,7 @@ use rusqlite::{
 };
 
 use super::{
-    validate, FloatingIp, FloatingIpPool, FloatingIpState, Store, StoreError, VolumeRecord,
+    validate, FloatingIp, FloatingIpPool, FloatingIpState, Store, StoreError, VolumeLocation,
 };
 
 /// The embedded store: a SQLite database file.
@@ -257,7 +257,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn volumes(&self) -> Result<Vec<VolumeRecord>, StoreError> {
+    async fn volumes(&self) -> Result<Vec<VolumeLocation>, StoreError> {
         self.with_conn(|conn| {
             let step = "list volumes";
             let mut stmt = conn
@@ -274,7 +274,7 @@ impl Store for SqliteStore {
                 .map_err(|e| sqlite_err(step, e))?;
             rows.map(|row| {
                 let (id, nodes, size) = row.map_err(|e| sqlite_err(step, e))?;
-                Ok(VolumeRecord {
+                Ok(VolumeLocation {
                     nodes: serde_json::from_str(&nodes).map_err(|e| json_err(step, e))?,
                     size_bytes: u64::try_from(size)
                         .map_err(|e| StoreError::Backend(format!("{step}: {id}: size: {e}")))?,
@@ -286,7 +286,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn put_volume(&self, volume: &VolumeRecord) -> Result<(), StoreError> {
+    async fn put_volume(&self, volume: &VolumeLocation) -> Result<(), StoreError> {
         validate::volume(volume)?;
         let nodes = to_json("put volume", &volume.nodes)?;
         let (id, size) = (volume.id.clone(), volume.size_bytes as i64);
