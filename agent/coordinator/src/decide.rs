@@ -78,6 +78,8 @@ pub struct View<'a> {
     pub nodes: &'a BTreeMap<String, NodeFacts>,
     /// Since when this coordinator leads; `None`: it does not, and decides nothing.
     pub leader_since: Option<Instant>,
+    /// The term it leads in; written with every state.
+    pub term: u64,
 }
 
 /// A write the leader should make.
@@ -204,6 +206,7 @@ pub fn decide(view: &View<'_>, timing: &Timing, now: Instant) -> Vec<Action> {
                 address,
                 node,
                 epoch: epoch + 1,
+                term: view.term,
             },
             previous: old,
         })

@@ -73,6 +73,7 @@ impl World {
                 address: address.parse().unwrap(),
                 node: node.map(str::to_owned),
                 epoch,
+                term: 1,
             },
         );
     }
@@ -85,6 +86,7 @@ impl World {
             released: &self.released,
             nodes: &self.nodes,
             leader_since: self.leader_since,
+            term: 5,
         }
     }
 }
@@ -137,7 +139,7 @@ fn an_ip_moves_only_after_the_owners_lease_and_margin_end() {
     let got = swaps(decide(&w.view(), &T, grant_a + ms(450)));
     assert_eq!(got.len(), 1);
     let (expected, state, previous) = &got[0];
-    assert_eq!((*expected, state.epoch), (7, 8));
+    assert_eq!((*expected, state.epoch, state.term), (7, 8, 5));
     assert_eq!(state.node.as_deref(), Some("b"));
     assert_eq!(state.address, "10.0.0.1".parse::<IpAddr>().unwrap());
     assert_eq!(previous.as_deref(), Some("a"));

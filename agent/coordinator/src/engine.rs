@@ -1,6 +1,12 @@
 //! The coordinator's engine: node sessions, lease grants, the leader loop, and the state the
 //! floating-IP decisions ([`super::decide`]) read.
 //!
+//! This coordinator acts (grants, assigns, answers sessions and volume calls) only while its
+//! [`LeaderClock`] says it leads: renewals run on their own task ([`Engine::run`] spawns it),
+//! each attempt bounded by a timeout, and a successful one proves leadership only until
+//! `attempt start + renew_deadline`. On step-down every session is closed and the in-memory
+//! copy of the store is dropped; a new lead reloads before it decides or pushes anything.
+//!
 //! Decisions are made under one mutex from an in-memory copy of the store, written to the
 //! store with compare-and-swap on the epoch, and only then pushed to the nodes. The messages
 //! themselves are [`super::sessions`]; volume calls are matched to replies in
@@ -21,6 +27,7 @@ use tonic::Status;
 use super::calls::{outcome, Calls};
 pub use super::decide::Timing;
 use super::decide::{self, Action, NodeFacts, View};
+use super::leadership::{Change, Lead, LeaderClock, Pace};
 pub use super::sessions::Outbox;
 use super::sessions::{Pushed, Session};
 use crate::store::{FloatingIp, FloatingIpPool, FloatingIpState, Store, StoreError};
@@ -37,7 +44,7 @@ struct NodeState {
     version: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     nodes: BTreeMap<String, NodeState>,
     pools: BTreeMap<String, FloatingIpPool>,
@@ -45,13 +52,48 @@ struct Inner {
     states: BTreeMap<String, FloatingIpState>,
     /// Addresses whose floating IP was deleted: not handed out again until the instant.
     released: Vec<(IpAddr, Instant)>,
-    leader_since: Option<Instant>,
+    clock: LeaderClock,
+    /// The lead (its `since`) the in-memory copy was loaded for.
+    loaded_for: Option<Instant>,
     next_session: u64,
 }
 
 impl Inner {
-    /// Runs `f` on the decisions' view of this state.
-    fn with_view<T>(&self, f: impl FnOnce(&View<'_>) -> T) -> T {
+    fn new(pace: Pace) -> Self {
+        Self {
+            nodes: BTreeMap::new(),
+            pools: BTreeMap::new(),
+            fips: BTreeMap::new(),
+            states: BTreeMap::new(),
+            released: Vec::new(),
+            clock: LeaderClock::new(pace),
+            loaded_for: None,
+            next_session: 0,
+        }
+    }
+
+    /// The lead at `now`, if this coordinator leads and its copy of the store is loaded.
+    fn ready(&self, now: Instant) -> Option<Lead> {
+        self.clock
+            .at(now)
+            .filter(|l| self.loaded_for == Some(l.since))
+    }
+
+    /// Closes every session and forgets the copy of the store (stepping down, or a new lead).
+    fn forget(&mut self) {
+        for n in self.nodes.values_mut() {
+            n.session = None;
+            n.facts.last_grant = None;
+        }
+        self.pools.clear();
+        self.fips.clear();
+        self.states.clear();
+        self.released.clear();
+        self.loaded_for = None;
+    }
+
+    /// Runs `f` on the decisions' view of this state at `now`.
+    fn with_view<T>(&self, now: Instant, f: impl FnOnce(&View<'_>) -> T) -> T {
         let nodes: BTreeMap<String, NodeFacts> = self
             .nodes
             .iter()
@@ -67,7 +109,8 @@ impl Inner {
             states: &self.states,
             released: &self.released,
             nodes: &nodes,
-            leader_since: self.leader_since,
+            leader_since: self.ready(now).map(|l| l.since),
+            term: self.clock.at(now).map_or(0, |l| l.term),
         })
     }
 }
@@ -119,6 +162,8 @@ pub struct Engine {
     failovers: AtomicU64,
     /// Volume calls sent to nodes and not yet answered.
     calls: Calls,
+    /// When the decision loop and the renewal task last went round.
+    beats: Mutex<(Instant, Instant)>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -142,10 +187,11 @@ impl Engine {
             store,
             timing,
             id: id.to_owned(),
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner::new(Pace::for_ttl(timing.leadership))),
             kick: Notify::new(),
             failovers: AtomicU64::new(0),
             calls: Calls::default(),
+            beats: Mutex::new((Instant::now(), Instant::now())),
         })
     }
 
@@ -160,23 +206,28 @@ impl Engine {
         self.timing
     }
 
-    /// Whether this coordinator leads.
+    /// Whether this coordinator leads now (by its own clock).
     pub fn leading(&self) -> bool {
-        self.lock().leader_since.is_some()
+        self.lock().clock.at(Instant::now()).is_some()
+    }
+
+    /// The term this coordinator leads in now, if it leads.
+    pub fn term(&self) -> Option<u64> {
+        self.lock().clock.at(Instant::now()).map(|l| l.term)
     }
 
     /// Registers a session after its Hello; sends the Welcome. Replaces an older session of
     /// the same node (its stream ends).
     pub fn hello(&self, hello: &Hello, tx: Outbox) -> Result<u64, Status> {
         let mut inner = self.lock();
-        if inner.leader_since.is_none() {
+        let Some(lead) = inner.clock.at(Instant::now()) else {
             return Err(Status::unavailable(
                 "this coordinator is not the leader; retry",
             ));
-        }
+        };
         inner.next_session += 1;
         let id = inner.next_session;
-        let session = Session::open(id, tx, &self.id, &self.timing)?;
+        let session = Session::open(id, tx, &self.id, &self.timing, lead.term)?;
         for h in &hello.held {
             match inner.states.get(&h.name) {
                 Some(s)
@@ -201,7 +252,13 @@ impl Engine {
     /// coordinator leads).
     pub fn report(&self, node: &str, session: u64, report: &Report) {
         let mut inner = self.lock();
-        let leading = inner.leader_since.is_some();
+        let now = Instant::now();
+        // The lease never outlives this coordinator's proof that it leads.
+        let grant = inner
+            .clock
+            .at(now)
+            .zip(inner.clock.grant(now, self.timing.lease))
+            .filter(|(_, valid)| !valid.is_zero());
         let Some(n) = inner.nodes.get_mut(node) else {
             return;
         };
@@ -217,8 +274,10 @@ impl Engine {
         }
         // Only a session that got its assignments is granted leases (the node ignores
         // leases before that anyway).
-        if leading && s.assigned() && s.grant(report.seq, self.timing.lease) {
-            n.facts.last_grant = Some(Instant::now());
+        if let Some((lead, valid)) = grant {
+            if s.assigned() && s.grant(report.seq, valid, lead.term) {
+                n.facts.last_grant = Some(Instant::now());
+            }
         }
         if was_healthy != report.healthy {
             self.kick.notify_one();
@@ -238,13 +297,24 @@ impl Engine {
         self.kick.notify_one();
     }
 
-    /// Loads pools, floating IPs and states from the store.
+    /// Loads pools, floating IPs and states from the store (for the current lead).
     pub async fn reload(&self) -> Result<(), StoreError> {
-        let pools = self.store.pools().await?;
-        let fips = self.store.floating_ips().await?;
-        let states = self.store.floating_ip_states().await?;
+        let Some(since) = self.lock().clock.at(Instant::now()).map(|l| l.since) else {
+            return Ok(());
+        };
+        let pools = self.bounded("list pools", self.store.pools()).await?;
+        let fips = self
+            .bounded("list floating IPs", self.store.floating_ips())
+            .await?;
+        let states = self
+            .bounded("list states", self.store.floating_ip_states())
+            .await?;
         let mut inner = self.lock();
         let now = Instant::now();
+        if inner.clock.at(now).map(|l| l.since) != Some(since) {
+            return Ok(()); // the lead ended or changed meanwhile: what was read is not its
+        }
+        inner.loaded_for = Some(since);
         let hold = self.timing.hold();
         let fresh: BTreeMap<String, FloatingIpState> =
             states.into_iter().map(|s| (s.name.clone(), s)).collect();
@@ -268,9 +338,11 @@ impl Engine {
     /// latest (the nearest lease end).
     pub async fn tick(&self) -> Option<Instant> {
         let now = Instant::now();
-        let actions = self
-            .lock()
-            .with_view(|v| decide::decide(v, &self.timing, now));
+        let actions = {
+            let inner = self.lock();
+            inner.ready(now)?;
+            inner.with_view(now, |v| decide::decide(v, &self.timing, now))
+        };
         let mut written = Vec::new();
         for action in actions {
             let Action::Swap {
@@ -278,7 +350,8 @@ impl Engine {
                 state,
                 previous,
             } = action;
-            match self.store.swap_floating_ip_state(expected, &state).await {
+            let swap = self.store.swap_floating_ip_state(expected, &state);
+            match self.bounded("swap", swap).await {
                 Ok(()) => {
                     if previous.is_some() {
                         self.failovers.fetch_add(1, Ordering::Relaxed);
@@ -303,88 +376,28 @@ impl Engine {
             }
         }
         let mut inner = self.lock();
+        let now = Instant::now();
+        let lead = inner.ready(now)?;
         for s in written {
             inner.states.insert(s.name.clone(), s);
         }
-        Self::push(&mut inner);
-        inner.with_view(|v| decide::next_due(v, &self.timing, Instant::now()))
+        Self::push(&mut inner, lead.term, now);
+        inner.with_view(now, |v| decide::next_due(v, &self.timing, now))
     }
 
     /// Sends each connected node its set if it changed.
-    fn push(inner: &mut Inner) {
-        let mut per_node = inner.with_view(decide::assignments);
+    fn push(inner: &mut Inner, term: u64, now: Instant) {
+        let mut per_node = inner.with_view(now, decide::assignments);
         for (name, n) in &mut inner.nodes {
             let Some(session) = n.session.as_mut() else {
                 continue;
             };
-            match session.push(per_node.remove(name).unwrap_or_default()) {
+            match session.push(per_node.remove(name).unwrap_or_default(), term) {
                 Pushed::Unchanged | Pushed::Sent => {}
                 Pushed::Full => {
                     tracing::warn!(node = %name, "session outbox full; assignments retried");
                 }
                 Pushed::Closed => n.session = None,
-            }
-        }
-    }
-
-    /// Becomes leader (or stays), or steps down. Returns whether it leads.
-    async fn lead(&self) -> bool {
-        let ok = match self.store.lead(&self.id, self.timing.leadership).await {
-            Ok(ok) => ok,
-            Err(e) => {
-                tracing::warn!("leader election: {e}");
-                false
-            }
-        };
-        let mut inner = self.lock();
-        match (ok, inner.leader_since.is_some()) {
-            (true, false) => {
-                inner.leader_since = Some(Instant::now());
-                tracing::info!(id = %self.id, "leading");
-            }
-            (false, true) => {
-                inner.leader_since = None;
-                for n in inner.nodes.values_mut() {
-                    n.session = None;
-                    n.facts.last_grant = None;
-                }
-                tracing::warn!(id = %self.id, "lost the leadership; sessions closed");
-            }
-            _ => {}
-        }
-        ok
-    }
-
-    /// Runs forever: leader election, reloads from the store, decision passes on changes,
-    /// at lease ends, and every second.
-    pub async fn run(self: Arc<Self>) {
-        let mut last_lead = Instant::now() - self.timing.leadership;
-        let mut last_reload = Instant::now() - Duration::from_secs(3600);
-        let mut leading = false;
-        loop {
-            if last_lead.elapsed() >= self.timing.leadership / 3 {
-                last_lead = Instant::now();
-                let now_leading = self.lead().await;
-                if now_leading && !leading {
-                    last_reload = Instant::now() - Duration::from_secs(3600);
-                }
-                leading = now_leading;
-            }
-            let mut due = None;
-            if leading {
-                if last_reload.elapsed() >= Duration::from_secs(2) {
-                    last_reload = Instant::now();
-                    if let Err(e) = self.reload().await {
-                        tracing::warn!("reading the store: {e}");
-                    }
-                }
-                due = self.tick().await;
-            }
-            let cap = Instant::now() + Duration::from_secs(1);
-            let until = due.map_or(cap, |d| d.min(cap));
-            tokio::select! {
-                () = self.kick.notified() => {}
-                () = tokio::time::sleep_until(until) => {}
             }
         }
     }
@@ -420,7 +433,7 @@ impl Engine {
     pub fn nodes(&self) -> Vec<NodeView> {
         let inner = self.lock();
         let now = Instant::now();
-        inner.with_view(|v| {
+        inner.with_view(now, |v| {
             inner
                 .nodes
                 .iter()
@@ -452,12 +465,15 @@ impl Engine {
         timeout: Duration,
     ) -> Result<VolumeReply, CsiError> {
         let (id, rx) = self.calls.open();
-        let sent = self
-            .lock()
-            .nodes
-            .get(node)
-            .and_then(|n| n.session.as_ref())
-            .is_some_and(|s| s.call(id, op));
+        let sent = {
+            let inner = self.lock();
+            inner.clock.at(Instant::now()).is_some()
+                && inner
+                    .nodes
+                    .get(node)
+                    .and_then(|n| n.session.as_ref())
+                    .is_some_and(|s| s.call(id, op))
+        };
         if !sent {
             self.calls.forget(id);
             return Err(CsiError::Unavailable(format!(
@@ -503,3 +519,10 @@ impl Engine {
         self.lock().states.values().cloned().collect()
     }
 }
+
+#[path = "engine_loop.rs"]
+mod run;
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

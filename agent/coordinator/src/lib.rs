@@ -8,6 +8,7 @@ pub mod decide;
 pub mod engine;
 pub mod hash;
 pub mod labels;
+pub mod leadership;
 pub mod linstor_placer;
 pub mod placement;
 pub mod pools;

@@ -53,11 +53,13 @@ impl Session {
         tx: Outbox,
         coordinator_id: &str,
         timing: &Timing,
+        term: u64,
     ) -> Result<Self, Status> {
         let welcome = Welcome {
             coordinator_id: coordinator_id.to_owned(),
             report_interval_ms: ms(timing.report_interval),
             lease_ms: ms(timing.lease),
+            term,
         };
         tx.try_send(msg(coordinator_message::Msg::Welcome(welcome)))
             .map_err(|_| Status::unavailable("session closed"))?;
@@ -69,11 +71,12 @@ impl Session {
         self.sent.is_some()
     }
 
-    /// Sends a lease for report `seq`; whether it went out.
-    pub fn grant(&self, seq: u64, valid: std::time::Duration) -> bool {
+    /// Sends a lease of `term` for report `seq`; whether it went out.
+    pub fn grant(&self, seq: u64, valid: std::time::Duration, term: u64) -> bool {
         let lease = Lease {
             seq,
             valid_ms: ms(valid),
+            term,
         };
         self.tx
             .try_send(msg(coordinator_message::Msg::Lease(lease)))
@@ -81,13 +84,14 @@ impl Session {
     }
 
     /// Sends the whole assignment set if it differs from the last one sent.
-    pub fn push(&mut self, want: Vec<FloatingIpAssignment>) -> Pushed {
+    pub fn push(&mut self, want: Vec<FloatingIpAssignment>, term: u64) -> Pushed {
         if self.sent.as_ref() == Some(&want) {
             return Pushed::Unchanged;
         }
         let m = msg(coordinator_message::Msg::Assignments(Assignments {
             floating_ips: want.clone(),
             volumes: Vec::new(),
+            term,
         }));
         match self.tx.try_send(m) {
             Ok(()) => {
@@ -130,23 +134,23 @@ mod tests {
     #[test]
     fn welcome_then_assignments_once_per_change() {
         let (tx, mut rx) = mpsc::channel(1);
-        let mut s = Session::open(1, tx, "c", &Timing::default()).unwrap();
+        let mut s = Session::open(1, tx, "c", &Timing::default(), 4).unwrap();
         assert!(
-            matches!(rx.try_recv().unwrap().unwrap().msg, Some(Msg::Welcome(w)) if w.lease_ms == 350)
+            matches!(rx.try_recv().unwrap().unwrap().msg, Some(Msg::Welcome(w)) if w.lease_ms == 350 && w.term == 4)
         );
         assert!(!s.assigned());
-        assert_eq!(s.push(vec![fip(1)]), Pushed::Sent);
+        assert_eq!(s.push(vec![fip(1)], 4), Pushed::Sent);
         assert!(s.assigned());
-        assert_eq!(s.push(vec![fip(1)]), Pushed::Unchanged);
+        assert_eq!(s.push(vec![fip(1)], 4), Pushed::Unchanged);
         assert_eq!(
-            s.push(vec![fip(2)]),
+            s.push(vec![fip(2)], 4),
             Pushed::Full,
             "capacity 1, nothing read"
         );
         rx.try_recv().unwrap().unwrap();
-        assert_eq!(s.push(vec![fip(2)]), Pushed::Sent);
+        assert_eq!(s.push(vec![fip(2)], 4), Pushed::Sent);
         drop(rx);
-        assert_eq!(s.push(vec![]), Pushed::Closed);
-        assert!(!s.grant(1, std::time::Duration::from_millis(1)));
+        assert_eq!(s.push(vec![], 4), Pushed::Closed);
+        assert!(!s.grant(1, std::time::Duration::from_millis(1), 4));
     }
 }
