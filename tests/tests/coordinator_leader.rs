@@ -1,5 +1,7 @@
 //! Two coordinators on one SQLite store: one leads, the other waits as a ready standby and
-//! takes over when the leader dies (the store's lock is released with the process).
+//! takes over when the leader dies (the store's lock is released with the process); and
+//! never do both lead, whatever is done to the leader short of killing it (its old lock file
+//! removed, SIGSTOP and SIGCONT).
 #![allow(clippy::tests_outside_test_module)] // an integration-test file is a test-only crate
 
 use std::io::{Read, Write};
@@ -95,5 +97,64 @@ fn a_standby_coordinator_takes_over_when_the_leader_dies() {
         FailoverLab::wait_for(Duration::from_secs(10), || leader(&b).filter(|l| *l)),
         Some(true),
         "coord-b took over"
+    );
+}
+
+/// Samples both replicas' `/status` every 50 ms for `d`; returns (samples, samples in which
+/// both said they lead). A replica that does not answer (stopped) counts as not leading.
+fn count_two_leaders(a: &Coordinator, b: &Coordinator, d: Duration) -> (usize, usize) {
+    let end = std::time::Instant::now() + d;
+    let (mut samples, mut both) = (0, 0);
+    while std::time::Instant::now() < end {
+        samples += 1;
+        if leader(a) == Some(true) && leader(b) == Some(true) {
+            both += 1;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (samples, both)
+}
+
+#[test]
+fn two_replicas_never_both_lead() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = start(dir.path(), "coord-a");
+    assert_eq!(
+        FailoverLab::wait_for(Duration::from_secs(10), || leader(&a).filter(|l| *l)),
+        Some(true),
+        "coord-a leads"
+    );
+    let b = start(dir.path(), "coord-b");
+    assert_eq!(
+        FailoverLab::wait_for(Duration::from_secs(10), || leader(&b)),
+        Some(false),
+        "coord-b waits"
+    );
+    // Older releases locked `<db>-lead`: removing it let the standby lock a new one.
+    let _ = std::fs::remove_file(dir.path().join("shared.db-lead"));
+    let (samples, both) = count_two_leaders(&a, &b, Duration::from_secs(4));
+    eprintln!("lock file removed: {both} of {samples} samples with two leaders");
+    assert_eq!(both, 0, "two leaders after the lock file was removed");
+    // Pause the leader for longer than its renew deadline (2/3 of 10 s), then resume it.
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(a.child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
+    let (s1, b1) = count_two_leaders(&a, &b, Duration::from_secs(8));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("SIGCONT");
+    let (s2, b2) = count_two_leaders(&a, &b, Duration::from_secs(4));
+    eprintln!(
+        "SIGSTOP 8 s, SIGCONT: {} of {} samples with two leaders",
+        b1 + b2,
+        s1 + s2
+    );
+    assert_eq!(b1 + b2, 0, "two leaders around a pause of the leader");
+    assert_eq!(
+        leader(&b),
+        Some(false),
+        "the standby never took the held lock"
+    );
+    assert_eq!(
+        FailoverLab::wait_for(Duration::from_secs(10), || leader(&a).filter(|l| *l)),
+        Some(true),
+        "coord-a leads again after it resumed"
     );
 }

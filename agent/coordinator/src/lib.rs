@@ -4,13 +4,17 @@
 //! role live in the agent (`hearth_agent::roles::coordinator`).
 
 pub mod assign;
+pub mod calls;
 pub mod config;
+pub mod decide;
 pub mod engine;
 pub mod hash;
 pub mod labels;
+pub mod leadership;
 pub mod linstor_placer;
 pub mod placement;
 pub mod pools;
 pub mod server;
+pub mod sessions;
 pub mod store;
 pub mod volumes;

@@ -153,17 +153,26 @@ impl VolumeBackend for NodeLocalVolumes {
             Some(r) => Self::owner(&r)?.to_owned(),
             None => {
                 let node = self.place(&id, spec).await?;
-                // Recorded before the node acts: a retry goes to the same node.
-                self.store
-                    .put_volume(&VolumeLocation {
-                        id: id.clone(),
-                        nodes: vec![node.clone()],
-                        size_bytes: spec.capacity_bytes,
-                    })
-                    .await
-                    .map_err(store_err)?;
-                tracing::info!(volume = %id, name = %spec.name, %node, "volume placed");
-                node
+                // Recorded before the node acts, and created once: a retry, or a call that
+                // another replica serves at the same time, goes to the same node.
+                let record = VolumeLocation {
+                    id: id.clone(),
+                    nodes: vec![node.clone()],
+                    size_bytes: spec.capacity_bytes,
+                };
+                match self.store.create_volume(&record).await {
+                    Ok(()) => {
+                        tracing::info!(volume = %id, name = %spec.name, %node, "volume placed");
+                        node
+                    }
+                    Err(StoreError::Conflict(_)) => {
+                        let placed = self.record(&id).await?.ok_or_else(|| {
+                            CsiError::Aborted(format!("volume {id}: placement raced; retry"))
+                        })?;
+                        Self::owner(&placed)?.to_owned()
+                    }
+                    Err(e) => return Err(store_err(e)),
+                }
             }
         };
         let op = Op::Create(CreateLocal {

@@ -183,7 +183,14 @@ impl Routes for CoordinatorRoutes {
             return text_reply(StatusCode::METHOD_NOT_ALLOWED, "GET only\n".into());
         }
         match req.uri().path() {
-            "/healthz" => text_reply(StatusCode::OK, "ok\n".into()),
+            // Fails when the engine's loops stall (a store call that hangs), so the liveness
+            // probe restarts a wedged coordinator.
+            "/healthz" => match self.engine.stalled() {
+                None => text_reply(StatusCode::OK, "ok\n".into()),
+                Some(why) => {
+                    text_reply(StatusCode::SERVICE_UNAVAILABLE, format!("stalled: {why}\n"))
+                }
+            },
             "/readyz" if self.socket.exists() => {
                 let role = if self.engine.leading() {
                     "leader"

@@ -6,4 +6,5 @@
 pub mod fence;
 pub mod lease;
 pub mod session;
+pub mod term;
 pub mod volumes;

@@ -22,6 +22,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use super::lease::{LeaseHolder, Leased};
+use super::term::TermGuard;
 
 /// How often a report carries the whole health snapshot.
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(10);
@@ -149,6 +150,14 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The error that ends a session whose coordinator sent a message of an older term.
+fn stale(term: u64, terms: &TermGuard) -> SessionError {
+    SessionError::Protocol(format!(
+        "a message of term {term}, older than term {} already seen; the coordinator no longer leads",
+        terms.seen()
+    ))
+}
+
 fn held_addresses(holder: &LeaseHolder) -> Vec<HeldAddress> {
     holder
         .held()
@@ -174,8 +183,9 @@ pub async fn run(
         s.url = config.url.clone();
     }
     let mut backoff = Duration::from_millis(50);
+    let terms = TermGuard::default();
     loop {
-        let result = session(&ep, &config, &holder, &*source, &status).await;
+        let result = session(&ep, &config, &holder, &terms, &*source, &status).await;
         let message = match &result {
             Ok(()) => "the coordinator closed the session".to_owned(),
             Err(e) => e.to_string(),
@@ -197,6 +207,7 @@ async fn session(
     ep: &Endpoint,
     config: &SessionConfig,
     holder: &LeaseHolder,
+    terms: &TermGuard,
     source: &dyn ReportSource,
     status: &Mutex<SessionStatus>,
 ) -> Result<(), SessionError> {
@@ -233,9 +244,17 @@ async fn session(
     else {
         return Err(SessionError::Protocol("expected a Welcome".into()));
     };
+    if !terms.admit(welcome.term) {
+        return Err(SessionError::Protocol(format!(
+            "{} leads in term {}, older than term {} already seen; it no longer leads",
+            welcome.coordinator_id,
+            welcome.term,
+            terms.seen()
+        )));
+    }
     let interval = Duration::from_millis(u64::from(welcome.report_interval_ms.clamp(10, 60_000)));
-    tracing::info!(coordinator = %welcome.coordinator_id, ?interval, lease_ms = welcome.lease_ms,
-        "coordinator session open");
+    tracing::info!(coordinator = %welcome.coordinator_id, term = welcome.term, ?interval,
+        lease_ms = welcome.lease_ms, "coordinator session open");
     if let Ok(mut s) = status.lock() {
         s.connected = true;
         s.coordinator_id = Some(welcome.coordinator_id.clone());
@@ -297,6 +316,9 @@ async fn session(
                     if !assigned {
                         continue;
                     }
+                    if !terms.admit(lease.term) {
+                        return Err(stale(lease.term, terms));
+                    }
                     let at = sent.lock().ok().and_then(|mut q| {
                         while q.front().is_some_and(|(s, _)| *s < lease.seq) {
                             q.pop_front();
@@ -319,6 +341,9 @@ async fn session(
                     }
                 }
                 Some(coordinator_message::Msg::Assignments(a)) => {
+                    if !terms.admit(a.term) {
+                        return Err(stale(a.term, terms));
+                    }
                     let mut set = Vec::with_capacity(a.floating_ips.len());
                     for f in a.floating_ips {
                         match f.address.parse() {

@@ -34,6 +34,7 @@ fn state(name: &str, address: &str, node: Option<&str>, epoch: u64) -> FloatingI
         address: address.parse().unwrap(),
         node: node.map(Into::into),
         epoch,
+        term: 0,
     }
 }
 
@@ -78,11 +79,35 @@ pub(crate) async fn check_store(store: &dyn Store) {
     pools(store).await;
     floating_ips_and_cas(store).await;
     volumes(store).await;
-    assert!(
+    let term = store.lead("coordinator-a", TTL).await.unwrap();
+    assert!(term.is_some(), "first lead");
+    assert_eq!(
         store.lead("coordinator-a", TTL).await.unwrap(),
-        "first lead"
+        term,
+        "a renewal keeps the term"
     );
-    assert!(store.lead("coordinator-a", TTL).await.unwrap(), "renewal");
+    terms(store).await;
+}
+
+/// A state written in a newer term cannot be overwritten from an older one.
+async fn terms(store: &dyn Store) {
+    store
+        .put_pool(&pool("public", "203.0.113.0/28"))
+        .await
+        .unwrap();
+    store.put_floating_ip(&fip("t")).await.unwrap();
+    let mut s = state("t", "203.0.113.9", Some("node-a"), 1);
+    s.term = 7;
+    store.swap_floating_ip_state(0, &s).await.unwrap();
+    let mut old = state("t", "203.0.113.9", Some("node-b"), 2);
+    old.term = 6;
+    let err = store.swap_floating_ip_state(1, &old).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    old.term = 7;
+    store.swap_floating_ip_state(1, &old).await.unwrap();
+    let got = store.floating_ip_states().await.unwrap();
+    assert_eq!(got.iter().find(|s| s.name == "t").map(|s| s.term), Some(7));
+    store.delete_floating_ip("t").await.unwrap();
 }
 
 async fn pools(store: &dyn Store) {
@@ -262,6 +287,16 @@ async fn volumes(store: &dyn Store) {
     assert!(store.volumes().await.unwrap().is_empty());
     let err = store.put_volume(&volume("", &[], 0)).await.unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+    // Created once: a second placement of the same volume loses and changes nothing.
+    let c = volume("pvc-once", &["node-a"], 1 << 20);
+    store.create_volume(&c).await.unwrap();
+    let err = store
+        .create_volume(&volume("pvc-once", &["node-b"], 1 << 20))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(store.volumes().await.unwrap(), std::slice::from_ref(&c));
+    store.delete_volume("pvc-once").await.unwrap();
 }
 
 /// Two contenders for one leadership: `first` leads, `second` is refused until `lapse` ends
@@ -272,29 +307,39 @@ pub(crate) async fn check_exclusive_lead(
     second: &dyn Store,
     lapse: impl FnOnce(),
 ) {
-    assert!(
-        first.lead("coordinator-a", TTL).await.unwrap(),
-        "a takes the lead"
-    );
-    assert!(
-        !second.lead("coordinator-b", TTL).await.unwrap(),
+    let a = first.lead("coordinator-a", TTL).await.unwrap();
+    assert!(a.is_some(), "a takes the lead");
+    assert_eq!(
+        second.lead("coordinator-b", TTL).await.unwrap(),
+        None,
         "b is refused while a leads"
     );
-    assert!(first.lead("coordinator-a", TTL).await.unwrap(), "a renews");
-    assert!(
-        !second.lead("coordinator-b", TTL).await.unwrap(),
+    assert_eq!(
+        first.lead("coordinator-a", TTL).await.unwrap(),
+        a,
+        "a renews"
+    );
+    assert_eq!(
+        second.lead("coordinator-b", TTL).await.unwrap(),
+        None,
         "b is still refused"
     );
     lapse();
+    let b = second.lead("coordinator-b", TTL).await.unwrap();
     assert!(
-        second.lead("coordinator-b", TTL).await.unwrap(),
-        "b takes over after a lapsed"
+        b > a,
+        "b takes over after a lapsed, in a newer term: {b:?} {a:?}"
     );
-    assert!(
-        !first.lead("coordinator-a", TTL).await.unwrap(),
+    assert_eq!(
+        first.lead("coordinator-a", TTL).await.unwrap(),
+        None,
         "a is refused now"
     );
-    assert!(second.lead("coordinator-b", TTL).await.unwrap(), "b renews");
+    assert_eq!(
+        second.lead("coordinator-b", TTL).await.unwrap(),
+        b,
+        "b renews"
+    );
 }
 
 /// Writes a small known set of records (for reopen tests).

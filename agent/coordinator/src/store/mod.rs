@@ -61,7 +61,8 @@ pub trait Store: Send + Sync + 'static {
     /// Every floating IP's state.
     async fn floating_ip_states(&self) -> Result<Vec<FloatingIpState>, StoreError>;
     /// Writes `state` if the stored state's epoch is `expected_epoch` (0: no state stored yet).
-    /// `Conflict` if it is not, or if another floating IP holds `state.address`; `NotFound` if
+    /// `Conflict` if it is not, if another floating IP holds `state.address`, or if the stored
+    /// state was written in a newer term than `state.term` (a deposed leader); `NotFound` if
     /// the floating IP is not declared. `Invalid` unless `state.epoch > expected_epoch`: an
     /// epoch that does not grow would let two writers that read the same epoch both win.
     async fn swap_floating_ip_state(
@@ -74,10 +75,13 @@ pub trait Store: Send + Sync + 'static {
     async fn volumes(&self) -> Result<Vec<VolumeLocation>, StoreError>;
     /// Creates or replaces a volume placement.
     async fn put_volume(&self, volume: &VolumeLocation) -> Result<(), StoreError>;
+    /// Creates a volume placement once: `Conflict` if a record of that ID exists already, so
+    /// of two writers placing one new volume exactly one wins.
+    async fn create_volume(&self, volume: &VolumeLocation) -> Result<(), StoreError>;
     /// Deletes a volume placement; `Ok` if it is absent.
     async fn delete_volume(&self, id: &str) -> Result<(), StoreError>;
 
-    /// Takes or renews leadership for `holder` for `ttl`. `Ok(false)` while another holder's
-    /// lease is valid. A single-process store may always answer `Ok(true)`.
-    async fn lead(&self, holder: &str, ttl: Duration) -> Result<bool, StoreError>;
+    /// Takes or renews leadership for `holder` for `ttl`: `Some(term)` while it leads, the term
+    /// growing with each change of leader; `None` while another holder leads.
+    async fn lead(&self, holder: &str, ttl: Duration) -> Result<Option<u64>, StoreError>;
 }

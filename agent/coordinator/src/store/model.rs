@@ -58,6 +58,10 @@ pub struct FloatingIpState {
     pub node: Option<String>,
     /// Grows by one at every change of owner (including to none).
     pub epoch: u64,
+    /// The leader's term this state was written in; a store refuses a write of an older term
+    /// than the stored one (0: written before terms existed).
+    #[serde(default)]
+    pub term: u64,
 }
 
 /// Where a volume of a node-local backend lives.

@@ -86,6 +86,9 @@ pub struct FloatingIpStatus {
     pub node: Option<String>,
     /// Grows by one at every change of owner (including to none).
     pub epoch: u64,
+    /// The coordinator leader's term (the Lease's `leaseTransitions`) this was written in.
+    #[serde(default)]
+    pub term: u64,
 }
 
 /// Where a volume of a node-local backend lives. `metadata.name` is [`volume_object_name`].
@@ -201,6 +204,7 @@ impl FloatingIP {
             address: s.address,
             node: s.node.clone(),
             epoch: s.epoch,
+            term: s.term,
         })
     }
 }

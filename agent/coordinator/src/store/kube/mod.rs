@@ -13,7 +13,7 @@ mod lease;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -33,8 +33,12 @@ use super::{
 /// How many times a create-or-replace retries after losing a race (409).
 const UPSERT_ATTEMPTS: usize = 5;
 
-/// The time source of lease expiry; tests inject their own.
-pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+/// The monotonic time source of lease expiry (observed time); tests inject their own.
+pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
+
+/// How long one apiserver request may take before it is given up (a dead connection that
+/// never answers must not hold the coordinator; the leader's own renewal deadline is shorter).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The Kubernetes store.
 #[derive(Clone)]
@@ -45,6 +49,8 @@ pub struct KubeStore {
     leases: Api<Lease>,
     lease_name: String,
     clock: Clock,
+    /// What leader election last saw of the Lease.
+    seen: Arc<std::sync::Mutex<Option<lease::Observed>>>,
 }
 
 impl fmt::Debug for KubeStore {
@@ -81,19 +87,28 @@ impl KubeStore {
             volumes: Api::all(client.clone()),
             leases: Api::namespaced(client, lease_namespace),
             lease_name: lease_name.to_owned(),
-            clock: Arc::new(SystemTime::now),
+            clock: Arc::new(Instant::now),
+            seen: Arc::new(std::sync::Mutex::new(None)),
         }
     }
 
     /// A store over the in-cluster or kubeconfig client.
     pub async fn connect(lease_namespace: &str, lease_name: &str) -> Result<Self, StoreError> {
-        let client = Client::try_default()
+        let mut config = kube::Config::infer()
             .await
+            .map_err(|e| StoreError::Backend(format!("kubernetes client config: {e}")))?;
+        // kube's defaults have no read timeout: a request on a connection that died silently
+        // would wait for minutes. Each request here is short (no watches).
+        config.connect_timeout = Some(Duration::from_secs(5));
+        config.read_timeout = Some(REQUEST_TIMEOUT);
+        config.write_timeout = Some(REQUEST_TIMEOUT);
+        config.reset_reader_on_write = true;
+        let client = Client::try_from(config)
             .map_err(|e| StoreError::Backend(format!("kubernetes client: {e}")))?;
         Ok(Self::new(client, lease_namespace, lease_name))
     }
 
-    /// Replaces the clock that lease expiry is judged by.
+    /// Replaces the monotonic clock that lease expiry is judged by.
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
@@ -242,6 +257,13 @@ impl Store for KubeStore {
                 "floating IP {name}: epoch is {current}, expected {expected_epoch}"
             )));
         }
+        let written = fip.status.as_ref().map_or(0, |s| s.term);
+        if written > state.term {
+            return Err(StoreError::Conflict(format!(
+                "floating IP {name}: written in term {written}, this write is of older term {}",
+                state.term
+            )));
+        }
         let all = self
             .fips
             .list(&ListParams::default())
@@ -265,6 +287,7 @@ impl Store for KubeStore {
             address: state.address,
             node: state.node.clone(),
             epoch: state.epoch,
+            term: state.term,
         });
         // `fip` carries the resourceVersion it was read with: a 409 means someone wrote since.
         self.fips
@@ -305,6 +328,23 @@ impl Store for KubeStore {
         .await
     }
 
+    async fn create_volume(&self, volume: &VolumeLocation) -> Result<(), StoreError> {
+        validate::volume(volume)?;
+        // A create, never a replace: of two writers, the apiserver lets exactly one in.
+        match self
+            .volumes
+            .create(&PostParams::default(), &HearthVolume::from_record(volume))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_status(&e, 409) => Err(StoreError::Conflict(format!(
+                "volume {} is recorded already",
+                volume.id
+            ))),
+            Err(e) => Err(kube_err(&format!("create volume {}", volume.id), e)),
+        }
+    }
+
     async fn delete_volume(&self, id: &str) -> Result<(), StoreError> {
         validate::volume_id(id)?;
         let name = volume_object_name(id);
@@ -327,8 +367,17 @@ impl Store for KubeStore {
         delete(&self.volumes, "volume", &name, &dp).await
     }
 
-    async fn lead(&self, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
-        lease::lead(&self.leases, &self.lease_name, holder, ttl, (self.clock)()).await
+    async fn lead(&self, holder: &str, ttl: Duration) -> Result<Option<u64>, StoreError> {
+        lease::lead(
+            &self.leases,
+            &self.lease_name,
+            holder,
+            ttl,
+            SystemTime::now(),
+            (self.clock)(),
+            &self.seen,
+        )
+        .await
     }
 }
 

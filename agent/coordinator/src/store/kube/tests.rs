@@ -2,7 +2,7 @@
 //! and the resourceVersion compare-and-swap when another writer lands in between.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -15,11 +15,9 @@ use crate::store::{
 const FIPS: &str = "/apis/hearth.io/v1alpha1/floatingips";
 const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/hearth/leases";
 
-/// A clock the test moves by hand.
-fn fake_clock() -> (super::Clock, Arc<Mutex<SystemTime>>) {
-    let now = Arc::new(Mutex::new(
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-    ));
+/// A monotonic clock the test moves by hand.
+fn fake_clock() -> (super::Clock, Arc<Mutex<Instant>>) {
+    let now = Arc::new(Mutex::new(Instant::now()));
     let read = Arc::clone(&now);
     (Arc::new(move || *read.lock().unwrap()), now)
 }
@@ -39,6 +37,7 @@ fn state(name: &str, epoch: u64, node: &str) -> FloatingIpState {
         address: "203.0.113.7".parse().unwrap(),
         node: Some(node.into()),
         epoch,
+        term: 0,
     }
 }
 
@@ -75,23 +74,64 @@ async fn a_second_holder_waits_for_the_lease_to_expire() {
 }
 
 #[tokio::test]
-async fn lease_is_held_until_exactly_its_duration() {
+async fn expiry_counts_from_the_last_change_this_contender_saw() {
     let (client, _fake) = FakeApiserver::start();
     let (clock, now) = fake_clock();
     let a = KubeStore::new(client.clone(), "hearth", "l").with_clock(clock.clone());
     let b = KubeStore::new(client, "hearth", "l").with_clock(clock);
     let ttl = Duration::from_secs(10);
-    assert!(a.lead("a", ttl).await.unwrap());
+    assert_eq!(a.lead("a", ttl).await.unwrap(), Some(0));
     *now.lock().unwrap() += Duration::from_secs(9);
-    assert!(!b.lead("b", ttl).await.unwrap(), "9 s into a 10 s lease");
-    assert!(a.lead("a", ttl).await.unwrap(), "renewed at 9 s");
+    // b sees the Lease for the first time 9 s after a's renewal: it counts from now.
+    assert_eq!(b.lead("b", ttl).await.unwrap(), None);
     *now.lock().unwrap() += Duration::from_secs(9);
-    assert!(
-        !b.lead("b", ttl).await.unwrap(),
-        "the renewal counts from 9 s"
+    assert_eq!(b.lead("b", ttl).await.unwrap(), None, "9 s since b saw it");
+    assert_eq!(a.lead("a", ttl).await.unwrap(), Some(0), "a renews");
+    assert_eq!(b.lead("b", ttl).await.unwrap(), None, "b sees the renewal");
+    *now.lock().unwrap() += Duration::from_secs(9);
+    assert_eq!(
+        b.lead("b", ttl).await.unwrap(),
+        None,
+        "b saw a new resourceVersion 9 s ago"
     );
     *now.lock().unwrap() += Duration::from_secs(1);
-    assert!(b.lead("b", ttl).await.unwrap(), "expired at 19 s");
+    assert_eq!(
+        b.lead("b", ttl).await.unwrap(),
+        Some(1),
+        "10 s unchanged: b takes over"
+    );
+    assert_eq!(a.lead("a", ttl).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_renew_time_far_in_the_past_does_not_let_a_contender_in() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kube::api::{Api, PostParams};
+    let (client, _fake) = FakeApiserver::start();
+    let (clock, now) = fake_clock();
+    let a = KubeStore::new(client.clone(), "hearth", "l").with_clock(clock.clone());
+    let b = KubeStore::new(client.clone(), "hearth", "l").with_clock(clock);
+    let ttl = Duration::from_secs(10);
+    assert_eq!(a.lead("a", ttl).await.unwrap(), Some(0));
+    // a's wall clock is years behind b's: the renewTime it writes looks long expired to b.
+    let api: Api<Lease> = Api::namespaced(client, "hearth");
+    let mut lease = api.get("l").await.unwrap();
+    let renewed = "2001-01-01T00:00:00Z"
+        .parse::<k8s_openapi::jiff::Timestamp>()
+        .unwrap();
+    lease.spec.as_mut().unwrap().renew_time = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(renewed),
+    );
+    api.replace("l", &PostParams::default(), &lease)
+        .await
+        .unwrap();
+    assert_eq!(b.lead("b", ttl).await.unwrap(), None);
+    *now.lock().unwrap() += Duration::from_secs(9);
+    assert_eq!(
+        b.lead("b", ttl).await.unwrap(),
+        None,
+        "judged by observed time"
+    );
 }
 
 #[tokio::test]
@@ -100,19 +140,17 @@ async fn lease_write_that_loses_the_race_does_not_lead() {
     let (clock, now) = fake_clock();
     let a = KubeStore::new(client.clone(), "hearth", "l").with_clock(clock.clone());
     let b = KubeStore::new(client, "hearth", "l").with_clock(clock);
-    assert!(a.lead("a", Duration::from_secs(5)).await.unwrap());
+    assert!(a.lead("a", Duration::from_secs(5)).await.unwrap().is_some());
+    assert_eq!(b.lead("b", Duration::from_secs(5)).await.unwrap(), None);
     *now.lock().unwrap() += Duration::from_secs(60);
-    // b reads the expired lease; before its write lands, c takes it over.
-    let renewed = k8s_openapi::jiff::Timestamp::try_from(*now.lock().unwrap())
-        .unwrap()
-        .to_string();
+    // b takes the stale lease over; before its write lands, c takes it.
     fake.before_next_write(LEASES, "l", move |lease| {
         lease["spec"]["holderIdentity"] = json!("c");
-        lease["spec"]["renewTime"] = json!(renewed);
     });
-    assert!(!b.lead("b", Duration::from_secs(5)).await.unwrap());
-    assert!(
-        !a.lead("a", Duration::from_secs(5)).await.unwrap(),
+    assert_eq!(b.lead("b", Duration::from_secs(5)).await.unwrap(), None);
+    assert_eq!(
+        a.lead("a", Duration::from_secs(5)).await.unwrap(),
+        None,
         "c holds a fresh lease"
     );
 }

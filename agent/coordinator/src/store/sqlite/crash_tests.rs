@@ -171,6 +171,7 @@ fn crash_child_writer() {
                         address: a.parse().unwrap(),
                         node: node.clone(),
                         epoch: *e,
+                        term: 0,
                     };
                     store.swap_floating_ip_state(e - 1, &state).await
                 }
@@ -309,6 +310,7 @@ async fn sqlite_survives_sigkill_mid_write() {
                 address: address.parse().unwrap(),
                 node: ((epoch + 1) % 5 != 0).then(|| format!("node-{}", epoch + 1)),
                 epoch: epoch + 1,
+                term: 0,
             };
             store
                 .swap_floating_ip_state(*epoch + 1, &state)

@@ -2,9 +2,10 @@
 //!
 //! Every call runs on tokio's blocking pool over one connection behind a mutex, and every
 //! write is one `BEGIN IMMEDIATE` transaction, so a crash leaves either the old or the new
-//! state. Leadership is an exclusive `flock` on `<path>-lead`: two coordinators pointed at the
-//! same file (a restart that overlaps the old process) never both lead. This module owns the
-//! database file and its lock file, nothing else.
+//! state. Leadership is an exclusive `flock` on the database file itself: two coordinators
+//! pointed at the same file (a restart that overlaps the old process) never both lead, and
+//! each taking of the lock bumps the term in the `leadership` table. This module owns the
+//! database file, nothing else.
 
 mod lead;
 mod schema;
@@ -30,6 +31,8 @@ use super::{
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     lead: lead::LeadLock,
+    /// The term of the lock this store holds, once taken.
+    term: Mutex<Option<u64>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -57,18 +60,19 @@ impl SqliteStore {
     /// and the schema brought to this binary's version.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let lead = lead::LeadLock::beside(&path);
-        let conn = tokio::task::spawn_blocking(move || {
+        let (conn, lead) = tokio::task::spawn_blocking(move || {
             let mut conn = Connection::open(&path)
                 .map_err(|e| sqlite_err(&format!("open {}", path.display()), e))?;
             schema::prepare(&mut conn)?;
-            Ok::<_, StoreError>(conn)
+            let lead = lead::LeadLock::open(&path)?;
+            Ok::<_, StoreError>((conn, lead))
         })
         .await
         .map_err(|e| StoreError::Backend(format!("sqlite open: {e}")))??;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             lead,
+            term: Mutex::new(None),
         })
     }
 
@@ -110,6 +114,9 @@ impl SqliteStore {
     #[cfg(test)]
     pub(crate) fn release_lead(&self) {
         self.lead.release();
+        if let Ok(mut t) = self.term.lock() {
+            *t = None;
+        }
     }
 }
 
@@ -213,7 +220,9 @@ impl Store for SqliteStore {
         self.with_conn(|conn| {
             let step = "list floating IP states";
             let mut stmt = conn
-                .prepare("SELECT name, address, node, epoch FROM floating_ip_states ORDER BY name")
+                .prepare(
+                    "SELECT name, address, node, epoch, term FROM floating_ip_states ORDER BY name",
+                )
                 .map_err(|e| sqlite_err(step, e))?;
             let rows = stmt
                 .query_map([], |r| {
@@ -222,11 +231,12 @@ impl Store for SqliteStore {
                         r.get::<_, String>(1)?,
                         r.get(2)?,
                         r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(4)?,
                     ))
                 })
                 .map_err(|e| sqlite_err(step, e))?;
             rows.map(|row| {
-                let (name, address, node, epoch) = row.map_err(|e| sqlite_err(step, e))?;
+                let (name, address, node, epoch, term) = row.map_err(|e| sqlite_err(step, e))?;
                 let address: IpAddr = address.parse().map_err(|e| {
                     StoreError::Backend(format!("{step}: {name}: bad address {address:?}: {e}"))
                 })?;
@@ -237,6 +247,7 @@ impl Store for SqliteStore {
                     address,
                     node,
                     epoch,
+                    term: u64::try_from(term).unwrap_or(0),
                 })
             })
             .collect()
@@ -303,6 +314,28 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn create_volume(&self, volume: &VolumeLocation) -> Result<(), StoreError> {
+        validate::volume(volume)?;
+        let nodes = to_json("create volume", &volume.nodes)?;
+        let (id, size) = (volume.id.clone(), volume.size_bytes as i64);
+        self.write("create volume", move |tx| {
+            let n = tx
+                .execute(
+                    "INSERT INTO volumes (id, nodes, size_bytes) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (id) DO NOTHING",
+                    params![id, nodes, size],
+                )
+                .map_err(|e| sqlite_err("create volume", e))?;
+            if n == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "volume {id} is recorded already"
+                )));
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn delete_volume(&self, id: &str) -> Result<(), StoreError> {
         validate::volume_id(id)?;
         let id = id.to_owned();
@@ -314,10 +347,38 @@ impl Store for SqliteStore {
         .await
     }
 
-    /// `holder` and `ttl` do not matter here: the store that holds the lock file leads until
-    /// its process exits (the kernel drops the lock with the process).
-    async fn lead(&self, _holder: &str, _ttl: Duration) -> Result<bool, StoreError> {
-        self.lead.try_hold().await
+    /// `holder` and `ttl` do not matter here: the store that holds the lock on the database
+    /// file leads until its process exits (the kernel drops the lock with the process). The
+    /// term is bumped once, when the lock is taken.
+    async fn lead(&self, _holder: &str, _ttl: Duration) -> Result<Option<u64>, StoreError> {
+        if !self.lead.try_hold().await? {
+            if let Ok(mut t) = self.term.lock() {
+                *t = None;
+            }
+            return Ok(None);
+        }
+        if let Some(t) = self.term.lock().ok().and_then(|t| *t) {
+            return Ok(Some(t));
+        }
+        let term = self
+            .write("take leadership", |tx| {
+                tx.execute(
+                    "INSERT INTO leadership (id, term) VALUES (1, 1)
+                     ON CONFLICT (id) DO UPDATE SET term = term + 1",
+                    [],
+                )
+                .map_err(|e| sqlite_err("bump term", e))?;
+                tx.query_row("SELECT term FROM leadership WHERE id = 1", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(|e| sqlite_err("read term", e))
+            })
+            .await?;
+        let term = u64::try_from(term).unwrap_or(0);
+        if let Ok(mut t) = self.term.lock() {
+            *t = Some(term);
+        }
+        Ok(Some(term))
     }
 }
 
@@ -334,18 +395,29 @@ fn swap(tx: &Transaction<'_>, expected: u64, state: &FloatingIpState) -> Result<
     if declared.is_none() {
         return Err(StoreError::NotFound(format!("floating IP {name}")));
     }
-    let current: i64 = tx
+    let (current, term): (i64, i64) = tx
         .query_row(
-            "SELECT epoch FROM floating_ip_states WHERE name = ?1",
+            "SELECT epoch, term FROM floating_ip_states WHERE name = ?1",
             [name],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()
         .map_err(|e| sqlite_err(step, e))?
-        .unwrap_or(0);
+        .unwrap_or((0, 0));
     if u64::try_from(current).ok() != Some(expected) {
         return Err(StoreError::Conflict(format!(
             "floating IP {name}: epoch is {current}, expected {expected}"
+        )));
+    }
+    let leading: Option<i64> = tx
+        .query_row("SELECT term FROM leadership WHERE id = 1", [], |r| r.get(0))
+        .optional()
+        .map_err(|e| sqlite_err(step, e))?;
+    let term = term.max(leading.unwrap_or(0));
+    if u64::try_from(term).unwrap_or(0) > state.term {
+        return Err(StoreError::Conflict(format!(
+            "floating IP {name}: term {term} is current, this write is of older term {}",
+            state.term
         )));
     }
     let address = state.address.to_string();
@@ -363,10 +435,17 @@ fn swap(tx: &Transaction<'_>, expected: u64, state: &FloatingIpState) -> Result<
         )));
     }
     tx.execute(
-        "INSERT INTO floating_ip_states (name, address, node, epoch) VALUES (?1, ?2, ?3, ?4)
+        "INSERT INTO floating_ip_states (name, address, node, epoch, term)
+         VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (name) DO UPDATE SET address = excluded.address, node = excluded.node,
-                                          epoch = excluded.epoch",
-        params![name, address, state.node, state.epoch as i64],
+                                          epoch = excluded.epoch, term = excluded.term",
+        params![
+            name,
+            address,
+            state.node,
+            state.epoch as i64,
+            state.term as i64
+        ],
     )
     .map_err(|e| sqlite_err(step, e))?;
     Ok(())

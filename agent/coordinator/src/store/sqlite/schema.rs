@@ -7,7 +7,7 @@ use super::sqlite_err;
 use crate::store::StoreError;
 
 /// The schema this binary writes. Bump it with a migration step in [`migrate`].
-pub(super) const VERSION: i64 = 1;
+pub(super) const VERSION: i64 = 2;
 
 const V1: &str = "
 CREATE TABLE pools (
@@ -29,6 +29,16 @@ CREATE TABLE volumes (
     nodes      TEXT NOT NULL,       -- JSON array of node names
     size_bytes INTEGER NOT NULL CHECK (size_bytes >= 0)
 ) STRICT;
+";
+
+/// Version 2: the leadership term (bumped each time a store takes the lock) and the term each
+/// floating IP's state was written in.
+const V2: &str = "
+CREATE TABLE leadership (
+    id   INTEGER PRIMARY KEY CHECK (id = 1),
+    term INTEGER NOT NULL CHECK (term > 0)
+) STRICT;
+ALTER TABLE floating_ip_states ADD COLUMN term INTEGER NOT NULL DEFAULT 0;
 ";
 
 /// Sets the connection's pragmas and brings the schema to [`VERSION`].
@@ -74,11 +84,19 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         None => {
             tx.execute_batch(V1)
                 .map_err(|e| sqlite_err("create schema v1", e))?;
+            tx.execute_batch(V2)
+                .map_err(|e| sqlite_err("create schema v2", e))?;
             tx.execute(
                 "INSERT INTO schema_version (id, version) VALUES (1, ?1)",
                 [VERSION],
             )
             .map_err(|e| sqlite_err("write schema_version", e))?;
+        }
+        Some(1) => {
+            tx.execute_batch(V2)
+                .map_err(|e| sqlite_err("migrate to schema v2", e))?;
+            tx.execute("UPDATE schema_version SET version = ?1", [VERSION])
+                .map_err(|e| sqlite_err("write schema_version", e))?;
         }
         Some(VERSION) => {}
         Some(other) => {

@@ -1,0 +1,201 @@
+//! The engine's leadership on tokio's paused clock, over a store whose election the test
+//! controls: grants stop when renewals hang, a paused leader that resumes does not act on
+//! its old lead, and every message carries the term.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hearth_proto::hearth::v1::{coordinator_message::Msg, CoordinatorMessage, Hello, Report};
+use tokio::sync::mpsc;
+use tonic::Status;
+
+use super::{Engine, Timing};
+use crate::store::{FloatingIp, FloatingIpPool, FloatingIpState, Store, StoreError, VolumeLocation};
+
+/// How the fake store answers `lead`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Election {
+    Leads(u64),
+    Refused,
+    Hangs,
+}
+
+/// A store with nothing in it and an election the test sets.
+struct Fake {
+    election: Mutex<Election>,
+}
+
+#[async_trait]
+impl Store for Fake {
+    async fn pools(&self) -> Result<Vec<FloatingIpPool>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn put_pool(&self, _: &FloatingIpPool) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn delete_pool(&self, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn floating_ips(&self) -> Result<Vec<FloatingIp>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn put_floating_ip(&self, _: &FloatingIp) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn delete_floating_ip(&self, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn floating_ip_states(&self) -> Result<Vec<FloatingIpState>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn swap_floating_ip_state(&self, _: u64, _: &FloatingIpState) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn volumes(&self) -> Result<Vec<VolumeLocation>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn put_volume(&self, _: &VolumeLocation) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn create_volume(&self, _: &VolumeLocation) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn delete_volume(&self, _: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn lead(&self, _: &str, _: Duration) -> Result<Option<u64>, StoreError> {
+        let e = *self.election.lock().unwrap();
+        match e {
+            Election::Leads(t) => Ok(Some(t)),
+            Election::Refused => Ok(None),
+            Election::Hangs => std::future::pending().await,
+        }
+    }
+}
+
+const TIMING: Timing = Timing {
+    report_interval: Duration::from_millis(100),
+    lease: Duration::from_millis(350),
+    margin: Duration::from_millis(100),
+    leadership: Duration::from_millis(1200),
+};
+
+fn start(election: Election) -> (Arc<Engine>, Arc<Fake>) {
+    let store = Arc::new(Fake {
+        election: Mutex::new(election),
+    });
+    let engine = Engine::new(Arc::clone(&store) as Arc<dyn Store>, TIMING, "c");
+    tokio::spawn(Arc::clone(&engine).run());
+    (engine, store)
+}
+
+type Inbox = mpsc::Receiver<Result<CoordinatorMessage, Status>>;
+
+fn connect(engine: &Engine) -> Result<(u64, Inbox), Status> {
+    let (tx, rx) = mpsc::channel(64);
+    let hello = Hello {
+        node_name: "node-a".into(),
+        ..Hello::default()
+    };
+    engine.hello(&hello, tx).map(|id| (id, rx))
+}
+
+fn drain(rx: &mut Inbox) -> Vec<Msg> {
+    let mut out = Vec::new();
+    while let Ok(Ok(m)) = rx.try_recv() {
+        out.extend(m.msg);
+    }
+    out
+}
+
+fn report(engine: &Engine, session: u64, seq: u64) {
+    let r = Report {
+        seq,
+        healthy: true,
+        ..Report::default()
+    };
+    engine.report("node-a", session, &r);
+}
+
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(20)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn welcome_leases_and_assignments_carry_the_term() {
+    let (engine, _store) = start(Election::Leads(7));
+    settle().await;
+    assert_eq!(engine.term(), Some(7));
+    let (session, mut rx) = connect(&engine).unwrap();
+    settle().await;
+    report(&engine, session, 1);
+    let msgs = drain(&mut rx);
+    assert!(
+        matches!(&msgs[0], Msg::Welcome(w) if w.term == 7),
+        "{msgs:?}"
+    );
+    assert!(
+        matches!(&msgs[1], Msg::Assignments(a) if a.term == 7),
+        "{msgs:?}"
+    );
+    assert!(
+        matches!(&msgs[2], Msg::Lease(l) if l.term == 7 && l.seq == 1 && l.valid_ms == 350),
+        "{msgs:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_renewal_ends_the_lead_by_the_renew_deadline_and_grants_are_cut_to_it() {
+    let (engine, store) = start(Election::Leads(1));
+    settle().await;
+    let (session, mut rx) = connect(&engine).unwrap();
+    settle().await;
+    *store.election.lock().unwrap() = Election::Hangs;
+    // renew_deadline is 800 ms from the last successful attempt's start (at ~0 or ~200 ms).
+    let mut cut = None;
+    for seq in 1..=12 {
+        report(&engine, session, seq);
+        for m in drain(&mut rx) {
+            if let Msg::Lease(l) = m {
+                assert!(l.valid_ms <= 350);
+                if l.valid_ms < 350 {
+                    cut = Some(l.valid_ms);
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(cut.is_some(), "the last grants were cut to the lead's end");
+    assert!(
+        !engine.leading(),
+        "no renewal within the deadline: not leading"
+    );
+    report(&engine, session, 13);
+    assert!(
+        drain(&mut rx).iter().all(|m| !matches!(m, Msg::Lease(_))),
+        "no grants once the lead ended"
+    );
+    assert!(connect(&engine).is_err(), "no sessions either");
+    assert!(engine.stalled().is_none(), "the loops still go round");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_steps_down_at_once_and_a_new_term_starts_fresh() {
+    let (engine, store) = start(Election::Leads(1));
+    settle().await;
+    let (_, mut rx) = connect(&engine).unwrap();
+    *store.election.lock().unwrap() = Election::Refused;
+    tokio::time::sleep(TIMING.leadership / 6 + Duration::from_millis(10)).await;
+    assert!(!engine.leading());
+    drain(&mut rx);
+    assert!(
+        rx.recv().await.is_none(),
+        "the session's stream ended with the lead"
+    );
+    *store.election.lock().unwrap() = Election::Leads(2);
+    tokio::time::sleep(TIMING.leadership / 6 + Duration::from_millis(10)).await;
+    assert_eq!(engine.term(), Some(2));
+    let (_, mut rx) = connect(&engine).unwrap();
+    assert!(matches!(&drain(&mut rx)[0], Msg::Welcome(w) if w.term == 2));
+}
