@@ -7,6 +7,11 @@
 //! change the coordinator has sent no grants, so it treats every stored owner as alive until
 //! `leader_since + lease + margin` and allocates nothing new before then.
 //!
+//! Fast path: a node answers ARP/NDP only until `answer` after the last report the coordinator
+//! answered, and not at all once its end of the session failed. So when a node's stream ends
+//! its addresses may move at `last grant + answer + CLOSE_MARGIN`, before the lease ends; and
+//! at once after a `Leaving` (SIGTERM: the node stopped answering before sending it).
+//!
 //! Decisions are made under one mutex from an in-memory copy of the store, written to the
 //! store with compare-and-swap on the epoch, and only then pushed to the nodes.
 
@@ -39,7 +44,18 @@ pub struct Timing {
     pub margin: Duration,
     /// Leader-election lease of the store.
     pub leadership: Duration,
+    /// The answer window sent in the Welcome: how long after a report the coordinator answered
+    /// the node may answer ARP/NDP for its addresses (a report interval plus some slack).
+    pub answer: Duration,
 }
+
+/// How late a node may be to stop answering at the end of its answer window (its clock rate,
+/// the instant between its check and the frame leaving).
+pub const CLOSE_MARGIN: Duration = Duration::from_millis(20);
+
+/// The slack of the answer window over the report interval: a report may be this late before
+/// the node stops answering (it answers again with the next lease).
+pub const ANSWER_SLACK: Duration = Duration::from_millis(30);
 
 impl Default for Timing {
     fn default() -> Self {
@@ -48,6 +64,7 @@ impl Default for Timing {
             lease: Duration::from_millis(350),
             margin: Duration::from_millis(100),
             leadership: Duration::from_secs(10),
+            answer: Duration::from_millis(100) + ANSWER_SLACK,
         }
     }
 }
@@ -72,6 +89,10 @@ struct NodeState {
     session: Option<Session>,
     last_grant: Option<Instant>,
     last_report: Option<Instant>,
+    /// The node's last session ended by its stream ending (the fast path may apply).
+    closed: bool,
+    /// The node said `Leaving` in its last session: it answers for nothing any more.
+    left: bool,
     /// The last health snapshot (JSON) and when it came (Unix seconds).
     snapshot: Option<(String, u64)>,
     version: String,
@@ -199,6 +220,7 @@ impl Engine {
                 coordinator_id: self.id.clone(),
                 report_interval_ms: ms(self.timing.report_interval),
                 lease_ms: ms(self.timing.lease),
+                answer_ms: ms(self.timing.answer.min(self.timing.lease)),
             })),
         };
         tx.try_send(Ok(welcome))
@@ -217,6 +239,8 @@ impl Engine {
         node.capacity = hello.capacity.unwrap_or_default();
         node.version.clone_from(&hello.version);
         node.session = Some(Session { id, tx, sent: None });
+        node.closed = false;
+        node.left = false;
         drop(inner);
         tracing::info!(node = %hello.node_name, session = id, "node session open");
         self.kick.notify_one();
@@ -262,13 +286,30 @@ impl Engine {
         }
     }
 
-    /// Ends a session (if it is still the node's current one).
+    /// Ends a session whose stream ended (if it is still the node's current one): its
+    /// addresses may move once its answer window has passed.
     pub fn bye(&self, node: &str, session: u64) {
         let mut inner = self.lock();
         if let Some(n) = inner.nodes.get_mut(node) {
             if n.session.as_ref().is_some_and(|s| s.id == session) {
                 n.session = None;
+                n.closed = true;
                 tracing::info!(node, session, "node session closed");
+            }
+        }
+        drop(inner);
+        self.kick.notify_one();
+    }
+
+    /// The node is leaving (SIGTERM) and has stopped answering: its addresses move now, and
+    /// its session is closed.
+    pub fn leaving(&self, node: &str, session: u64) {
+        let mut inner = self.lock();
+        if let Some(n) = inner.nodes.get_mut(node) {
+            if n.session.as_ref().is_some_and(|s| s.id == session) {
+                n.session = None;
+                n.left = true;
+                tracing::info!(node, session, "node leaving: handing its floating IPs over");
             }
         }
         drop(inner);
@@ -303,9 +344,23 @@ impl Engine {
 
     fn owner_alive(&self, inner: &Inner, node: &str, now: Instant) -> bool {
         let hold = self.timing.lease + self.timing.margin;
-        match inner.nodes.get(node).and_then(|n| n.last_grant) {
-            Some(g) => now < g + hold,
+        let n = inner.nodes.get(node);
+        if n.is_some_and(|n| n.left) {
+            return false;
+        }
+        match n.and_then(|n| n.last_grant) {
+            Some(g) => now < g + self.hold_for(n),
             None => inner.leader_since.is_some_and(|l| now < l + hold),
+        }
+    }
+
+    /// How long after its last grant a node may still answer: the answer window when its
+    /// stream ended, else the lease (silence proves nothing).
+    fn hold_for(&self, n: Option<&NodeState>) -> Duration {
+        if n.is_some_and(|n| n.closed && n.session.is_none()) {
+            (self.timing.answer + CLOSE_MARGIN).min(self.timing.lease + self.timing.margin)
+        } else {
+            self.timing.lease + self.timing.margin
         }
     }
 
@@ -478,6 +533,7 @@ impl Engine {
                     address: s.address.to_string(),
                     interface: pool.interface.clone(),
                     epoch: s.epoch,
+                    ip: hearth_proto::ip::to_bytes(s.address),
                 });
         }
         for (name, n) in &mut inner.nodes {
@@ -516,13 +572,9 @@ impl Engine {
             consider(l + hold);
         }
         for s in inner.states.values() {
-            if let Some(g) = s
-                .node
-                .as_ref()
-                .and_then(|n| inner.nodes.get(n))
-                .and_then(|n| n.last_grant)
-            {
-                consider(g + hold);
+            let n = s.node.as_ref().and_then(|n| inner.nodes.get(n));
+            if let Some(g) = n.and_then(|n| n.last_grant) {
+                consider(g + self.hold_for(n));
             }
         }
         for n in inner.nodes.values() {
