@@ -213,11 +213,7 @@ pub async fn run(
     }
     let mut backoff = Duration::from_millis(50);
     loop {
-        let result = tokio::select! {
-            r = session(&ep, &config, &holder, &*source, &status, &leave) => r,
-            // Not connected (or connecting) when SIGTERM comes: nothing to hand over to.
-            () = leave.asked(), if !status.lock().is_ok_and(|s| s.connected) => Ok(()),
-        };
+        let result = session(&ep, &config, &holder, &*source, &status, &leave).await;
         // This end of the session is gone: stop answering now, not at the lease deadline.
         holder.shut();
         if holder.leaving() || *leave.asked.borrow() {
@@ -237,7 +233,11 @@ pub async fn run(
             s.last_error = Some(message.clone());
         }
         tracing::warn!(url = %config.url, "coordinator session: {message}; retrying in {backoff:?}");
-        tokio::time::sleep(backoff).await;
+        // SIGTERM while not connected: nothing to hand over to.
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = leave.asked() => {}
+        }
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }

@@ -40,6 +40,12 @@ struct Args {
     /// Partition trials.
     #[arg(long, default_value_t = 100)]
     partition_trials: usize,
+    /// Whole-container kill trials (the agent and its fence guard, one SIGKILL to the group).
+    #[arg(long, default_value_t = 100)]
+    container_trials: usize,
+    /// SIGTERM hand-over trials (a rolling update).
+    #[arg(long, default_value_t = 100)]
+    sigterm_trials: usize,
     /// Node agents in the lab.
     #[arg(long, default_value_t = 3)]
     nodes: usize,
@@ -136,14 +142,31 @@ fn poll<T>(timeout: Duration, f: impl FnMut() -> Option<T>) -> Option<T> {
     FailoverLab::poll_every(POLL, timeout, f)
 }
 
-/// Waits until one node other than `old` holds the IP.
+/// Waits until a node other than `old` holds the IP (a node whose every Hearth process was
+/// killed keeps its address on `lo`, unanswered).
 fn moved_off(lab: &FailoverLab, old: usize) -> Option<usize> {
-    poll(Duration::from_secs(5), || {
-        match lab.holders(FIP).as_slice() {
-            [n] if *n != old => Some(*n),
-            _ => None,
+    poll(Duration::from_secs(5), || lab.holder_besides(FIP, old))
+}
+
+/// How a kill trial ends the owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// SIGKILL to the agent alone (its fence guard sees the pipe close).
+    Agent,
+    /// SIGKILL to the agent's process group: agent and fence guard at one instant.
+    Container,
+    /// SIGTERM: the agent hands its floating IPs over.
+    Sigterm,
+}
+
+impl End {
+    fn what(self) -> &'static str {
+        match self {
+            Self::Agent => "kill",
+            Self::Container => "container kill",
+            Self::Sigterm => "sigterm",
         }
-    })
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -176,25 +199,38 @@ struct Trial {
     violation: bool,
 }
 
-fn kill_trials(args: &Args) -> anyhow::Result<Vec<Trial>> {
-    let mut lab = lab("fbk", args)?;
+fn kill_trials(args: &Args, end: End) -> anyhow::Result<Vec<Trial>> {
+    let (tag, count) = match end {
+        End::Agent => ("fbk", args.trials),
+        End::Container => ("fbc", args.container_trials),
+        End::Sigterm => ("fbt", args.sigterm_trials),
+    };
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let mut lab = lab(tag, args)?;
     let mut trials = Vec::new();
-    while trials.len() < args.trials && !STOP.load(Ordering::Relaxed) {
+    while trials.len() < count && !STOP.load(Ordering::Relaxed) {
         let n = trials.len() + 1;
         let old = owner(&lab, Duration::from_secs(15))?;
         let old_mac = lab.mac(old);
         let probe = ArpProbe::start(lab.client(), "eth0", FailoverLab::client_ip(), FIP.parse()?);
         std::thread::sleep(Duration::from_millis(args.lead_ms));
         let t0 = Instant::now();
-        lab.kill_agent(old);
+        match end {
+            End::Agent => lab.kill_agent(old),
+            End::Container => lab.kill_container(old),
+            End::Sigterm => lab.terminate_agent(old),
+        }
         let new = moved_off(&lab, old);
         std::thread::sleep(Duration::from_millis(args.tail_ms));
         let seen = analyse(&probe.stop(), t0, old_mac, None);
         let violation = seen.old_after_new > 0 || seen.dual_before > 0;
         eprintln!(
-            "kill {n}/{}: {} killed; {} answered after {}{}{}",
-            args.trials,
+            "{} {n}/{count}: {} ended; old owner silent after {}; {} answered after {}{}{}",
+            end.what(),
             node_name(old),
+            show(seen.old_last),
             new.map_or_else(|| "nobody".to_owned(), node_name),
             show(seen.moved),
             if seen.baseline {
@@ -311,6 +347,26 @@ fn summary(what: &str, trials: &[Trial]) -> serde_json::Value {
             "min": ms(*min), "mean": ms(mean),
         });
     }
+    // The silent gap per trial: from the old owner's last reply (or t0) to the new owner's first.
+    let mut gaps: Vec<Duration> = trials
+        .iter()
+        .filter_map(|t| {
+            let last = t.seen.old_last.unwrap_or_default();
+            t.seen.moved.map(|m| m.saturating_sub(last))
+        })
+        .collect();
+    gaps.sort();
+    if let Some(max) = gaps.last() {
+        let [p50, p99] = [50.0, 99.0].map(|p| pct(&gaps, p));
+        println!(
+            "  silent gap (old owner's last reply to the new owner's first): p50 {:.1} ms, \
+             p99 {:.1}, max {:.1}",
+            ms(p50),
+            ms(p99),
+            ms(*max)
+        );
+        json["gap_ms"] = serde_json::json!({"p50": ms(p50), "p99": ms(p99), "max": ms(*max)});
+    }
     println!(
         "  violations: {violations}; old owner's last reply at most {} after t0; shortest \
          silence between old and new owner {}; trials without a baseline reply: {no_baseline}",
@@ -330,14 +386,18 @@ fn main() -> anyhow::Result<()> {
     }
     eprintln!("hearth binary: {}", hearth_tests::hearth_bin().display());
     catch_signals()?;
-    let kills = kill_trials(&args)?;
-    let (parts, moved_back) = if STOP.load(Ordering::Relaxed) {
+    let kills = kill_trials(&args, End::Agent)?;
+    let containers = kill_trials(&args, End::Container)?;
+    let sigterms = kill_trials(&args, End::Sigterm)?;
+    let (parts, moved_back) = if STOP.load(Ordering::Relaxed) || args.partition_trials == 0 {
         (Vec::new(), 0)
     } else {
         partition_trials(&args)?
     };
     let mut json = serde_json::json!({
         "kill": summary("kill -9 of the owning agent", &kills),
+        "container_kill": summary("kill -9 of the owner's whole process group", &containers),
+        "sigterm": summary("SIGTERM of the owning agent (hand-over)", &sigterms),
     });
     json["partition"] = summary("owner partitioned from the coordinator", &parts);
     json["partition"]["moved_after_heal"] = moved_back.into();
