@@ -16,6 +16,7 @@ use rand::Rng;
 
 pub mod arp;
 pub mod failover;
+pub mod ndp;
 mod moves;
 pub use moves::MoveLab;
 
