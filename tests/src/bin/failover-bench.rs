@@ -4,7 +4,10 @@
 //!
 //! ```text
 //! cargo build -p hearth-agent --bin hearth && cargo build -p hearth-tests --bin failover-bench
-//! ./target/debug/failover-bench --trials 100 --partition-trials 100
+//! ./target/debug/failover-bench --trials 100 --container-trials 100 --sigterm-trials 100 \
+//!     --partition-trials 50
+//! ./target/debug/failover-bench --trials 0 --container-trials 0 --sigterm-trials 0 \
+//!     --partition-trials 0 --sessions 1000
 //! ```
 //!
 //! Kill trials: SIGKILL the owner's agent; the figure is the time from the kill to the first
@@ -12,7 +15,12 @@
 //! millisecond). A violation is a reply from the killed node after that, or any two nodes
 //! answering in turn ([`dual_answers`]). Partition trials: blackhole the owner from the
 //! coordinator (the client still reaches it) until another node holds the IP, probe 300 ms
-//! more, heal, and probe `--after-heal-ms` more. Setting up each lab and letting it settle
+//! more, heal, and probe `--after-heal-ms` more. Container trials SIGKILL the agent's process
+//! group (agent and fence guard at one instant); SIGTERM trials let the agent hand over, and
+//! the figure that matters is the silent gap between the old owner's last reply and the new
+//! owner's first. `--sessions N` first runs the coordinator at scale ([`hearth_tests::sessions`]):
+//! N simulated agents in this process against a real `hearth coordinator` (no root needed
+//! when every trial count is 0). Setting up each lab and letting it settle
 //! between trials is not in the figures. Everything the bench starts is killed by PID and the
 //! namespaces are deleted when the lab drops, also on panic and on SIGINT/SIGTERM.
 
@@ -61,6 +69,18 @@ struct Args {
     /// Pause after a restarted agent's session opens, or after a heal, before the next trial.
     #[arg(long, default_value_t = 1000)]
     settle_ms: u64,
+    /// Simulated node sessions for the coordinator-at-scale run (0: skip it).
+    #[arg(long, default_value_t = 0)]
+    sessions: usize,
+    /// Floating IPs in the coordinator-at-scale run.
+    #[arg(long, default_value_t = 1000)]
+    session_fips: usize,
+    /// Seconds over which the coordinator's CPU and the grant latency are measured.
+    #[arg(long, default_value_t = 10)]
+    session_window_s: u64,
+    /// Dropped sessions (one node's floating IPs each) in the coordinator-at-scale run.
+    #[arg(long, default_value_t = 5)]
+    session_failovers: usize,
     /// Print the results as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -376,8 +396,52 @@ fn summary(what: &str, trials: &[Trial]) -> serde_json::Value {
     json
 }
 
+fn sessions(args: &Args) -> anyhow::Result<serde_json::Value> {
+    let dir = tempfile::tempdir()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let f = runtime.block_on(hearth_tests::sessions::run(
+        &hearth_tests::hearth_bin(),
+        dir.path(),
+        args.sessions,
+        args.session_fips,
+        Duration::from_secs(args.session_window_s),
+        args.session_failovers,
+    ))?;
+    println!(
+        "coordinator with {} sessions and {} floating IPs: CPU {:.3} cores, RSS {:.1} MiB; {} \
+         grants, latency p50 {:.2} ms, p99 {:.2}, max {:.2}; failovers (ms, IPs moved): {:?}",
+        f.sessions,
+        f.floating_ips,
+        f.cpu_cores,
+        f.rss_mib,
+        f.grants,
+        f.grant_ms[0],
+        f.grant_ms[1],
+        f.grant_ms[2],
+        f.failover_ms
+            .iter()
+            .zip(&f.moved)
+            .map(|(t, n)| format!("{t:.1}/{n}"))
+            .collect::<Vec<_>>()
+    );
+    Ok(serde_json::to_value(&f)?)
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let scale = if args.sessions > 0 {
+        Some(sessions(&args)?)
+    } else {
+        None
+    };
+    if args.trials + args.container_trials + args.sigterm_trials + args.partition_trials == 0 {
+        if let (true, Some(s)) = (args.json, &scale) {
+            println!("{s:#}");
+        }
+        return Ok(());
+    }
     if !nix::unistd::Uid::effective().is_root() {
         bail!("failover-bench needs root (network namespaces, raw sockets)");
     }
@@ -400,6 +464,9 @@ fn main() -> anyhow::Result<()> {
         "sigterm": summary("SIGTERM of the owning agent (hand-over)", &sigterms),
     });
     json["partition"] = summary("owner partitioned from the coordinator", &parts);
+    if let Some(s) = scale {
+        json["sessions"] = s;
+    }
     json["partition"]["moved_after_heal"] = moved_back.into();
     println!(
         "  dual answers after the heal: {}; the IP moved again after the heal: {moved_back}",
