@@ -11,9 +11,9 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hearth_agent::net::announce::{Gate, Responder};
-use hearth_agent::net::model::Mac;
-use hearth_agent::net::sysctl::ProcSys;
+use hearth_net::announce::{Gate, Responder};
+use hearth_net::model::Mac;
+use hearth_net::sysctl::ProcSys;
 use hearth_tests::netns::arp::{mac_of, ArpProbe, Reply};
 use hearth_tests::netns::ndp::NdpProbe;
 use hearth_tests::netns::Lan;

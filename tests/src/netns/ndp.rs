@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use hearth_agent::net::announce::answer::solicited_node;
-use hearth_agent::net::announce::frame::icmpv6_checksum;
+use hearth_net::announce::answer::solicited_node;
+use hearth_net::announce::frame::icmpv6_checksum;
 
 use super::arp::{mac_of, Reply};
 use super::NetNs;
