@@ -16,8 +16,8 @@ use rand::Rng;
 
 pub mod arp;
 pub mod failover;
-pub mod ndp;
 mod moves;
+pub mod ndp;
 pub use moves::MoveLab;
 
 /// A network namespace that exists for the lifetime of this value.

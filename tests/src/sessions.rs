@@ -193,7 +193,13 @@ pub async fn run(
     std::fs::write(dir.join("coordinator.yaml"), config)?;
     let sock = format!("unix://{}", dir.join("csi.sock").display());
     let mut child = Command::new(bin)
-        .args(["coordinator", "--csi-endpoint", &sock, "--listen", "127.0.0.1:0"])
+        .args([
+            "coordinator",
+            "--csi-endpoint",
+            &sock,
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .arg("--state-dir")
         .arg(dir)
         .arg("--config")
@@ -251,12 +257,20 @@ pub async fn run(
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
     #[allow(clippy::cast_precision_loss)] // tick counts are small
     let cpu_cores = (c1 - c0) as f64 / hz as f64 / (t1 - t0).as_secs_f64();
-    let mut lat = shared.latencies.lock().map(|v| v.clone()).unwrap_or_default();
+    let mut lat = shared
+        .latencies
+        .lock()
+        .map(|v| v.clone())
+        .unwrap_or_default();
     lat.sort_unstable();
     let grant_ms = if lat.is_empty() {
         [0.0; 3]
     } else {
-        [pct(&lat, 50.0), pct(&lat, 99.0), f64::from(lat[lat.len() - 1]) / 1000.0]
+        [
+            pct(&lat, 50.0),
+            pct(&lat, 99.0),
+            f64::from(lat[lat.len() - 1]) / 1000.0,
+        ]
     };
     let (mut failover_ms, mut moved) = (Vec::new(), Vec::new());
     let mut dropped = BTreeSet::new();
@@ -264,7 +278,12 @@ pub async fn run(
         let owned = |node: usize| -> Vec<String> {
             shared.owners.lock().map_or_else(
                 |_| Vec::new(),
-                |o| o.iter().filter(|(_, (n, _))| *n == node).map(|(k, _)| k.clone()).collect(),
+                |o| {
+                    o.iter()
+                        .filter(|(_, (n, _))| *n == node)
+                        .map(|(k, _)| k.clone())
+                        .collect()
+                },
             )
         };
         let Some(victim) = (0..sessions).find(|n| !dropped.contains(n) && !owned(*n).is_empty())

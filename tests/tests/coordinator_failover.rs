@@ -321,9 +321,16 @@ fn e_a_whole_container_kill_leaves_nothing_answering() {
             "round {round}: node {old}'s container killed, node {new} answered after {:?}",
             first.at - t0
         );
-        assert!(dual_answers(&replies).is_empty(), "round {round}: two nodes answered");
+        assert!(
+            dual_answers(&replies).is_empty(),
+            "round {round}: two nodes answered"
+        );
         // The address is still on the dead node's lo, and its kernel does not answer for it.
-        assert!(lab.holders(FIP).contains(&old), "round {round}: {:?}", lab.held());
+        assert!(
+            lab.holders(FIP).contains(&old),
+            "round {round}: {:?}",
+            lab.held()
+        );
         lab.start_agent(old);
         // The restarted agent removes what its predecessor left.
         FailoverLab::wait_for(Duration::from_secs(10), || {
@@ -359,7 +366,10 @@ fn f_sigterm_hands_the_address_over_without_dual_answers() {
              silent gap {gap:?}",
             first_new.at - t0
         );
-        assert!(dual_answers(&replies).is_empty(), "round {round}: two nodes answered");
+        assert!(
+            dual_answers(&replies).is_empty(),
+            "round {round}: two nodes answered"
+        );
         assert!(last_old.at < first_new.at, "round {round}: overlap");
         // The hand-over does not wait for the lease (350 ms + 100 ms margin).
         assert!(
@@ -369,7 +379,9 @@ fn f_sigterm_hands_the_address_over_without_dual_answers() {
         lab.start_agent(old);
         let name = hearth_tests::netns::failover::node_name(old);
         FailoverLab::wait_for(Duration::from_secs(15), || {
-            lab.log(&name).contains("coordinator session open").then_some(())
+            lab.log(&name)
+                .contains("coordinator session open")
+                .then_some(())
         })
         .expect("the restarted agent reconnects");
     }

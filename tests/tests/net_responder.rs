@@ -50,33 +50,46 @@ fn only_a_live_responder_with_an_open_gate_answers() {
     if !root_or_skip("only_a_live_responder_answers") || !tool_or_skip("responder", "ip") {
         return;
     }
-    let lan = Lan::new(
-        "rsp",
-        &[
-            Some("192.0.2.100/24"),
-            Some("192.0.2.1/24"),
-        ],
-    );
+    let lan = Lan::new("rsp", &[Some("192.0.2.100/24"), Some("192.0.2.1/24")]);
     for h in &lan.hosts {
-        let a = if h.name() == lan.hosts[0].name() { "2001:db8::100/64" } else { "2001:db8::1/64" };
+        let a = if h.name() == lan.hosts[0].name() {
+            "2001:db8::100/64"
+        } else {
+            "2001:db8::1/64"
+        };
         h.ip(&["-6", "addr", "add", a, "dev", "eth0", "nodad"]);
     }
     let node = &lan.hosts[1];
     let node_mac = mac_of(node, "eth0");
     node.ip(&["addr", "add", "192.0.2.77/32", "dev", "lo"]);
-    node.ip(&["-6", "addr", "add", "2001:db8::77/128", "dev", "lo", "nodad"]);
+    node.ip(&[
+        "-6",
+        "addr",
+        "add",
+        "2001:db8::77/128",
+        "dev",
+        "lo",
+        "nodad",
+    ]);
 
     // Baseline: the kernel answers ARP for an address on lo (arp_ignore=0), never NDP.
     let (arp, ndp) = probe(&lan, 300);
-    assert!(arp.iter().any(|r| r.mac == node_mac), "the kernel answers ARP by default");
-    assert!(ndp.is_empty(), "the kernel answered NDP for an address on lo: {}", ndp.len());
+    assert!(
+        arp.iter().any(|r| r.mac == node_mac),
+        "the kernel answers ARP by default"
+    );
+    assert!(
+        ndp.is_empty(),
+        "the kernel answered NDP for an address on lo: {}",
+        ndp.len()
+    );
 
     let (tx, rx) = mpsc::channel::<Cmd>();
     let (ready_tx, ready) = mpsc::channel::<()>();
     let responder = node.thread(move || {
         let gate = Arc::new(Gate::default());
-        let r = Responder::start(Arc::clone(&gate), Arc::new(ProcSys::default()))
-            .expect("responder");
+        let r =
+            Responder::start(Arc::clone(&gate), Arc::new(ProcSys::default())).expect("responder");
         let name = std::ffi::CString::new("eth0").expect("no NUL");
         // SAFETY: name is a valid NUL-terminated string.
         let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
@@ -101,9 +114,13 @@ fn only_a_live_responder_with_an_open_gate_answers() {
     });
     let step = |c: Cmd| {
         tx.send(c).expect("command");
-        ready.recv_timeout(Duration::from_secs(5)).expect("responder answers");
+        ready
+            .recv_timeout(Duration::from_secs(5))
+            .expect("responder answers");
     };
-    ready.recv_timeout(Duration::from_secs(5)).expect("responder started");
+    ready
+        .recv_timeout(Duration::from_secs(5))
+        .expect("responder started");
 
     let (arp, ndp) = probe(&lan, 300);
     assert!(arp.len() > 50, "the responder answers ARP: {}", arp.len());
@@ -112,7 +129,12 @@ fn only_a_live_responder_with_an_open_gate_answers() {
 
     step(Cmd::Shut);
     let (arp, ndp) = probe(&lan, 300);
-    assert!(arp.is_empty() && ndp.is_empty(), "gate shut: {} ARP, {} NA", arp.len(), ndp.len());
+    assert!(
+        arp.is_empty() && ndp.is_empty(),
+        "gate shut: {} ARP, {} NA",
+        arp.len(),
+        ndp.len()
+    );
 
     step(Cmd::Open);
     let (arp, ndp) = probe(&lan, 200);
@@ -124,18 +146,34 @@ fn only_a_live_responder_with_an_open_gate_answers() {
     let counts = responder.join().expect("responder thread");
     eprintln!("responder stopped after {:?}: {counts:?}", t0.elapsed());
     let (arp, ndp) = probe(&lan, 500);
-    assert!(arp.is_empty() && ndp.is_empty(), "after death: {} ARP, {} NA", arp.len(), ndp.len());
-    assert!(node.ip(&["addr", "show", "dev", "lo"]).contains("192.0.2.77/32"));
+    assert!(
+        arp.is_empty() && ndp.is_empty(),
+        "after death: {} ARP, {} NA",
+        arp.len(),
+        ndp.len()
+    );
+    assert!(node
+        .ip(&["addr", "show", "dev", "lo"])
+        .contains("192.0.2.77/32"));
 
     // Traffic to the address is still accepted (a client that knows the MAC).
     lan.hosts[0].ip(&[
-        "neigh", "replace", "192.0.2.77", "lladdr",
-        &node_mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"),
-        "dev", "eth0",
+        "neigh",
+        "replace",
+        "192.0.2.77",
+        "lladdr",
+        &node_mac
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+        "dev",
+        "eth0",
     ]);
     let receiver = node.thread(|| {
         let s = std::net::UdpSocket::bind("192.0.2.77:9999").expect("bind on the floating IP");
-        s.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(3)))
+            .expect("timeout");
         let mut buf = [0u8; 16];
         s.recv(&mut buf).is_ok()
     });
@@ -150,5 +188,8 @@ fn only_a_live_responder_with_an_open_gate_answers() {
         })
         .join()
         .expect("sender");
-    assert!(receiver.join().expect("receiver"), "traffic to the floating IP was accepted");
+    assert!(
+        receiver.join().expect("receiver"),
+        "traffic to the floating IP was accepted"
+    );
 }

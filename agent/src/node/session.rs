@@ -357,7 +357,11 @@ async fn session(
                     });
                     if let Some(at) = at {
                         let deadline = at + Duration::from_millis(u64::from(lease.valid_ms));
-                        let window = if answer_ms == 0 { lease.valid_ms } else { answer_ms };
+                        let window = if answer_ms == 0 {
+                            lease.valid_ms
+                        } else {
+                            answer_ms
+                        };
                         holder.extend(deadline, at + Duration::from_millis(u64::from(window)));
                         if let Ok(mut s) = status.lock() {
                             s.lease_left_ms = Some(

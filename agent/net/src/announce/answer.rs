@@ -26,8 +26,7 @@ pub struct ArpRequest {
 /// Parses an Ethernet frame as an ARP request; `None` for anything else.
 pub fn parse_arp_request(frame: &[u8]) -> Option<ArpRequest> {
     let arp = frame.get(14..42)?;
-    if frame.get(12..14)? != ETH_P_ARP || arp[0..6] != [0, 1, 8, 0, 6, 4] || arp[6..8] != [0, 1]
-    {
+    if frame.get(12..14)? != ETH_P_ARP || arp[0..6] != [0, 1, 8, 0, 6, 4] || arp[6..8] != [0, 1] {
         return None;
     }
     let mut sender_mac = [0u8; 6];
@@ -224,10 +223,15 @@ mod tests {
 
     #[test]
     fn a_solicitation_gets_a_solicited_advertisement() {
-        let (src, target): (Ipv6Addr, Ipv6Addr) =
-            ("2001:db8::100".parse().unwrap(), "2001:db8::77".parse().unwrap());
+        let (src, target): (Ipv6Addr, Ipv6Addr) = (
+            "2001:db8::100".parse().unwrap(),
+            "2001:db8::77".parse().unwrap(),
+        );
         let ns = parse_solicitation(&solicitation(src, target, true)).expect("an NS");
-        assert_eq!((ns.src, ns.target, ns.source_mac), (src, target, Some(THEIRS)));
+        assert_eq!(
+            (ns.src, ns.target, ns.source_mac),
+            (src, target, Some(THEIRS))
+        );
         let na = advertisement(OURS, &ns);
         assert_eq!(&na[0..6], &THEIRS);
         assert_eq!(&na[22..38], &target.octets());
@@ -243,8 +247,8 @@ mod tests {
     #[test]
     fn duplicate_address_detection_is_answered_to_all_nodes() {
         let target: Ipv6Addr = "2001:db8::77".parse().unwrap();
-        let ns = parse_solicitation(&solicitation(Ipv6Addr::UNSPECIFIED, target, false))
-            .expect("an NS");
+        let ns =
+            parse_solicitation(&solicitation(Ipv6Addr::UNSPECIFIED, target, false)).expect("an NS");
         let na = advertisement(OURS, &ns);
         assert_eq!(&na[0..6], &ALL_NODES_MAC);
         assert_eq!(na[54 + 4], 0x20);
@@ -252,8 +256,10 @@ mod tests {
 
     #[test]
     fn a_bad_checksum_or_hop_limit_is_not_a_solicitation() {
-        let (src, target): (Ipv6Addr, Ipv6Addr) =
-            ("2001:db8::100".parse().unwrap(), "2001:db8::77".parse().unwrap());
+        let (src, target): (Ipv6Addr, Ipv6Addr) = (
+            "2001:db8::100".parse().unwrap(),
+            "2001:db8::77".parse().unwrap(),
+        );
         let mut f = solicitation(src, target, true);
         f[54 + 2] ^= 1;
         assert_eq!(parse_solicitation(&f), None);
@@ -265,7 +271,10 @@ mod tests {
     #[test]
     fn the_solicited_node_group() {
         let ip: Ipv6Addr = "2001:db8::12:3456".parse().unwrap();
-        assert_eq!(solicited_node(ip), "ff02::1:ff12:3456".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            solicited_node(ip),
+            "ff02::1:ff12:3456".parse::<Ipv6Addr>().unwrap()
+        );
     }
 
     proptest::proptest! {

@@ -147,7 +147,7 @@ impl PacketSocket {
             }
             return Err(AnnounceError::Socket(e));
         };
-        if addr.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+        if addr.sll_pkttype == libc::PACKET_OUTGOING {
             return Ok(None);
         }
         Ok(u32::try_from(addr.sll_ifindex).ok().map(|i| (n, i)))

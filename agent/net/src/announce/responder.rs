@@ -120,6 +120,10 @@ pub struct Counts {
     pub refused: u64,
 }
 
+/// The socket that holds the solicited-node memberships, and (group, ifindex) → how many held
+/// addresses need that membership.
+type Groups = (Option<UdpSocket>, HashMap<(Ipv6Addr, u32), usize>);
+
 /// The running responder; its threads stop when it drops.
 pub struct Responder {
     shared: Arc<Shared>,
@@ -127,7 +131,7 @@ pub struct Responder {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     /// Solicited-node groups joined (group, ifindex) → how many held addresses need it.
-    groups: Mutex<(Option<UdpSocket>, HashMap<(Ipv6Addr, u32), usize>)>,
+    groups: Mutex<Groups>,
 }
 
 impl std::fmt::Debug for Responder {
@@ -199,7 +203,11 @@ impl Responder {
         let ns = PacketSocket::listen(ETH_P_IPV6)?;
         let mut threads = Vec::new();
         for (socket, respond, name) in [
-            (arp, respond_arp as fn(&Shared, &PacketSocket, u32, &[u8]), "fip-arp"),
+            (
+                arp,
+                respond_arp as fn(&Shared, &PacketSocket, u32, &[u8]),
+                "fip-arp",
+            ),
             (ns, respond_ns, "fip-ndp"),
         ] {
             let (shared, stop) = (Arc::clone(&shared), Arc::clone(&stop));
@@ -361,7 +369,9 @@ mod tests {
         assert!(gate.is_open());
         // Never backwards while open.
         gate.open_until(Instant::now() + Duration::from_millis(1));
-        assert!(gate.deadline().is_some_and(|d| d > Instant::now() + Duration::from_secs(30)));
+        assert!(gate
+            .deadline()
+            .is_some_and(|d| d > Instant::now() + Duration::from_secs(30)));
         gate.shut();
         assert!(!gate.is_open());
         assert_eq!(gate.deadline(), None);

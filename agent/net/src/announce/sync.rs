@@ -25,11 +25,7 @@ impl<N: Netlink + 'static, F: Frames + 'static> Announcer<N, F> {
         let started: Vec<(IpAddr, String, (u32, crate::model::Mac))> = self
             .active
             .lock()
-            .map(|a| {
-                a.iter()
-                    .map(|(ip, e)| (*ip, e.dev.clone(), e.at))
-                    .collect()
-            })
+            .map(|a| a.iter().map(|(ip, e)| (*ip, e.dev.clone(), e.at)).collect())
             .unwrap_or_default();
         for w in wanted {
             let host_dev = self.host_dev(&w.dev);
