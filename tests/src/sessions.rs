@@ -311,10 +311,16 @@ pub async fn run(
             Err(_) => {
                 let left = shared.owners.lock().map_or(0, |o| {
                     ips.iter()
-                        .filter(|ip| o.get(*ip).is_none_or(|(n, at)| *n == victim || *at <= start))
+                        .filter(|ip| {
+                            o.get(*ip)
+                                .is_none_or(|(n, at)| *n == victim || *at <= start)
+                        })
                         .count()
                 });
-                eprintln!("sim-{victim:04}: {left} of {} floating IPs not moved in 10 s", ips.len());
+                eprintln!(
+                    "sim-{victim:04}: {left} of {} floating IPs not moved in 10 s",
+                    ips.len()
+                );
                 failover_ms.push(f64::NAN);
             }
         }

@@ -244,3 +244,48 @@ pub async fn run<N, F>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn web(epoch: u64) -> Leased {
+        Leased {
+            name: "web".into(),
+            address: "203.0.113.7".parse().unwrap(),
+            dev: "eth0".into(),
+            epoch,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_answer_gate_follows_leases_shuts_on_failure_and_for_good_on_leave() {
+        let h = LeaseHolder::default();
+        assert!(!h.gate().is_open(), "shut until the first lease");
+        let now = Instant::now();
+        h.extend(now + Duration::from_secs(60), now + Duration::from_secs(30));
+        assert!(h.gate().is_open() && h.valid());
+        // The gate never outlives the lease.
+        assert!(h
+            .gate()
+            .deadline()
+            .is_some_and(|d| d <= now + Duration::from_secs(30)));
+        h.shut();
+        assert!(!h.gate().is_open(), "the session's end failed");
+        assert!(h.valid(), "the address stays until the lease deadline");
+        h.extend(now + Duration::from_secs(61), now + Duration::from_secs(31));
+        assert!(h.gate().is_open(), "a new session's lease opens it again");
+        h.assign(vec![web(1)]);
+        assert_eq!(h.wanted.borrow().assigned.len(), 1);
+        h.leave();
+        assert!(!h.gate().is_open() && h.leaving());
+        assert!(
+            h.wanted.borrow().assigned.is_empty(),
+            "everything withdrawn"
+        );
+        h.extend(now + Duration::from_secs(62), now + Duration::from_secs(32));
+        h.assign(vec![web(2)]);
+        assert!(!h.gate().is_open(), "nothing opens it once leaving");
+        assert!(h.wanted.borrow().assigned.is_empty());
+    }
+}
