@@ -1,98 +1,37 @@
-//! The coordinator's brain: node sessions, leases, and the floating-IP decisions.
-//!
-//! Safety rule: a floating IP owned by node N moves only after N's lease has ended in the
-//! coordinator's reckoning: `last grant sent to N + lease + margin`. N counts the same lease
-//! from when it SENT the report the grant answers, which is earlier, and withdraws at its own
-//! deadline (its fence guard does it if the agent process is gone). After a start or a leader
-//! change the coordinator has sent no grants, so it treats every stored owner as alive until
-//! `leader_since + lease + margin` and allocates nothing new before then.
-//!
-//! Fast path: a node answers ARP/NDP only until `answer` after the last report the coordinator
-//! answered, and not at all once its end of the session failed. So when a node's stream ends
-//! its addresses may move at `last grant + answer + CLOSE_MARGIN`, before the lease ends; and
-//! at once after a `Leaving` (SIGTERM: the node stopped answering before sending it).
+//! The coordinator's engine: node sessions, lease grants, the leader loop, and the state the
+//! floating-IP decisions ([`super::decide`]) read.
 //!
 //! Decisions are made under one mutex from an in-memory copy of the store, written to the
-//! store with compare-and-swap on the epoch, and only then pushed to the nodes.
+//! store with compare-and-swap on the epoch, and only then pushed to the nodes. The messages
+//! themselves are [`super::sessions`]; volume calls are matched to replies in
+//! [`super::calls`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use hearth_csi::CsiError;
-use hearth_proto::hearth::v1::{
-    coordinator_message, volume_call, Assignments, Capacity, CoordinatorMessage,
-    FloatingIpAssignment, Hello, Lease, Report, VolumeCall, VolumeReply, Welcome,
-};
-use tokio::sync::{mpsc, Notify};
+use hearth_proto::hearth::v1::{volume_call, Capacity, Hello, Report, VolumeReply};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tonic::Status;
 
-use super::assign::{assign_all, NodeView as Candidate, Orphan};
-use super::pools::{allocate, Pool};
+use super::calls::{outcome, Calls};
+pub use super::decide::Timing;
+use super::decide::{self, Action, NodeFacts, View};
+pub use super::sessions::Outbox;
+use super::sessions::{Pushed, Session};
 use crate::store::{FloatingIp, FloatingIpPool, FloatingIpState, Store, StoreError};
-
-/// The lease and report timings.
-#[derive(Debug, Clone, Copy)]
-pub struct Timing {
-    /// How often nodes report (each report renews the lease).
-    pub report_interval: Duration,
-    /// How long a lease lasts from the report it answers.
-    pub lease: Duration,
-    /// Extra wait before the coordinator counts a lease as ended (withdrawal time, clock rate).
-    pub margin: Duration,
-    /// Leader-election lease of the store.
-    pub leadership: Duration,
-    /// The answer window sent in the Welcome: how long after a report the coordinator answered
-    /// the node may answer ARP/NDP for its addresses (a report interval plus some slack).
-    pub answer: Duration,
-}
-
-/// How late a node may be to stop answering at the end of its answer window (its clock rate,
-/// the instant between its check and the frame leaving).
-pub const CLOSE_MARGIN: Duration = Duration::from_millis(20);
-
-/// The slack of the answer window over the report interval: a report may be this late before
-/// the node stops answering (it answers again with the next lease).
-pub const ANSWER_SLACK: Duration = Duration::from_millis(30);
-
-impl Default for Timing {
-    fn default() -> Self {
-        Self {
-            report_interval: Duration::from_millis(100),
-            lease: Duration::from_millis(350),
-            margin: Duration::from_millis(100),
-            leadership: Duration::from_secs(10),
-            answer: Duration::from_millis(100) + ANSWER_SLACK,
-        }
-    }
-}
-
-/// The message channel to one node's session.
-pub type Outbox = mpsc::Sender<Result<CoordinatorMessage, Status>>;
-
-#[derive(Debug)]
-struct Session {
-    id: u64,
-    tx: Outbox,
-    /// The floating IPs last sent; `None` until the first Assignments of the session.
-    sent: Option<Vec<FloatingIpAssignment>>,
-}
 
 /// What the coordinator knows of a node.
 #[derive(Debug, Default)]
 struct NodeState {
-    labels: BTreeMap<String, String>,
-    healthy: bool,
+    facts: NodeFacts,
     capacity: Capacity,
     session: Option<Session>,
-    last_grant: Option<Instant>,
     last_report: Option<Instant>,
-    /// The node's last session ended by its stream ending (the fast path may apply).
-    closed: bool,
-    /// The node said `Leaving` in its last session: it answers for nothing any more.
-    left: bool,
     /// The last health snapshot (JSON) and when it came (Unix seconds).
     snapshot: Option<(String, u64)>,
     version: String,
@@ -108,6 +47,29 @@ struct Inner {
     released: Vec<(IpAddr, Instant)>,
     leader_since: Option<Instant>,
     next_session: u64,
+}
+
+impl Inner {
+    /// Runs `f` on the decisions' view of this state.
+    fn with_view<T>(&self, f: impl FnOnce(&View<'_>) -> T) -> T {
+        let nodes: BTreeMap<String, NodeFacts> = self
+            .nodes
+            .iter()
+            .map(|(name, n)| {
+                let mut facts = n.facts.clone();
+                facts.assigned = n.session.as_ref().is_some_and(Session::assigned);
+                (name.clone(), facts)
+            })
+            .collect();
+        f(&View {
+            pools: &self.pools,
+            fips: &self.fips,
+            states: &self.states,
+            released: &self.released,
+            nodes: &nodes,
+            leader_since: self.leader_since,
+        })
+    }
 }
 
 /// A node as shown on the coordinator's status.
@@ -154,10 +116,9 @@ pub struct Engine {
     inner: Mutex<Inner>,
     kick: Notify,
     /// Floating IPs moved off an owner whose lease ended.
-    failovers: std::sync::atomic::AtomicU64,
+    failovers: AtomicU64,
     /// Volume calls sent to nodes and not yet answered.
-    calls: Mutex<std::collections::HashMap<u64, tokio::sync::oneshot::Sender<VolumeReply>>>,
-    next_call: std::sync::atomic::AtomicU64,
+    calls: Calls,
 }
 
 impl std::fmt::Debug for Engine {
@@ -168,9 +129,10 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-/// A compare-and-swap of a floating IP's state: (expected epoch, new state, previous owner).
-enum Change {
-    Swap(u64, FloatingIpState, Option<String>),
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl Engine {
@@ -182,9 +144,8 @@ impl Engine {
             id: id.to_owned(),
             inner: Mutex::new(Inner::default()),
             kick: Notify::new(),
-            failovers: std::sync::atomic::AtomicU64::new(0),
-            calls: Mutex::new(std::collections::HashMap::new()),
-            next_call: std::sync::atomic::AtomicU64::new(1),
+            failovers: AtomicU64::new(0),
+            calls: Calls::default(),
         })
     }
 
@@ -215,16 +176,7 @@ impl Engine {
         }
         inner.next_session += 1;
         let id = inner.next_session;
-        let welcome = CoordinatorMessage {
-            msg: Some(coordinator_message::Msg::Welcome(Welcome {
-                coordinator_id: self.id.clone(),
-                report_interval_ms: ms(self.timing.report_interval),
-                lease_ms: ms(self.timing.lease),
-                answer_ms: ms(self.timing.answer.min(self.timing.lease)),
-            })),
-        };
-        tx.try_send(Ok(welcome))
-            .map_err(|_| Status::unavailable("session closed"))?;
+        let session = Session::open(id, tx, &self.id, &self.timing)?;
         for h in &hello.held {
             match inner.states.get(&h.name) {
                 Some(s)
@@ -235,12 +187,12 @@ impl Engine {
             }
         }
         let node = inner.nodes.entry(hello.node_name.clone()).or_default();
-        node.labels = hello.labels.clone().into_iter().collect();
+        node.facts.labels = hello.labels.clone().into_iter().collect();
         node.capacity = hello.capacity.unwrap_or_default();
         node.version.clone_from(&hello.version);
-        node.session = Some(Session { id, tx, sent: None });
-        node.closed = false;
-        node.left = false;
+        node.session = Some(session);
+        node.facts.closed = false;
+        node.facts.left = false;
         drop(inner);
         tracing::info!(node = %hello.node_name, session = id, "node session open");
         self.kick.notify_one();
@@ -258,28 +210,17 @@ impl Engine {
         let Some(s) = n.session.as_ref().filter(|s| s.id == session) else {
             return;
         };
-        let was_healthy = n.healthy;
-        n.healthy = report.healthy;
+        let was_healthy = n.facts.healthy;
+        n.facts.healthy = report.healthy;
         n.capacity = report.capacity.unwrap_or(n.capacity);
         n.last_report = Some(Instant::now());
         if !report.health_json.is_empty() {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            n.snapshot = Some((report.health_json.clone(), now));
+            n.snapshot = Some((report.health_json.clone(), unix_now()));
         }
         // Only a session that got its assignments is granted leases (the node ignores
         // leases before that anyway).
-        if leading && s.sent.is_some() {
-            let lease = CoordinatorMessage {
-                msg: Some(coordinator_message::Msg::Lease(Lease {
-                    seq: report.seq,
-                    valid_ms: ms(self.timing.lease),
-                })),
-            };
-            if s.tx.try_send(Ok(lease)).is_ok() {
-                n.last_grant = Some(Instant::now());
-            }
+        if leading && s.assigned() && s.grant(report.seq, self.timing.lease) {
+            n.facts.last_grant = Some(Instant::now());
         }
         if was_healthy != report.healthy {
             self.kick.notify_one();
@@ -293,7 +234,7 @@ impl Engine {
         if let Some(n) = inner.nodes.get_mut(node) {
             if n.session.as_ref().is_some_and(|s| s.id == session) {
                 n.session = None;
-                n.closed = true;
+                n.facts.closed = true;
                 tracing::info!(node, session, "node session closed");
             }
         }
@@ -308,7 +249,7 @@ impl Engine {
         if let Some(n) = inner.nodes.get_mut(node) {
             if n.session.as_ref().is_some_and(|s| s.id == session) {
                 n.session = None;
-                n.left = true;
+                n.facts.left = true;
                 tracing::info!(node, session, "node leaving: handing its floating IPs over");
             }
         }
@@ -323,7 +264,7 @@ impl Engine {
         let states = self.store.floating_ip_states().await?;
         let mut inner = self.lock();
         let now = Instant::now();
-        let hold = self.timing.lease + self.timing.margin;
+        let hold = self.timing.hold();
         let fresh: BTreeMap<String, FloatingIpState> =
             states.into_iter().map(|s| (s.name.clone(), s)).collect();
         let gone: Vec<IpAddr> = inner
@@ -342,151 +283,24 @@ impl Engine {
         Ok(())
     }
 
-    fn owner_alive(&self, inner: &Inner, node: &str, now: Instant) -> bool {
-        let hold = self.timing.lease + self.timing.margin;
-        let n = inner.nodes.get(node);
-        if n.is_some_and(|n| n.left) {
-            return false;
-        }
-        match n.and_then(|n| n.last_grant) {
-            Some(g) => now < g + self.hold_for(n),
-            None => inner.leader_since.is_some_and(|l| now < l + hold),
-        }
-    }
-
-    /// How long after its last grant a node may still answer: the answer window when its
-    /// stream ended, else the lease (silence proves nothing).
-    fn hold_for(&self, n: Option<&NodeState>) -> Duration {
-        if n.is_some_and(|n| n.closed && n.session.is_none()) {
-            (self.timing.answer + CLOSE_MARGIN).min(self.timing.lease + self.timing.margin)
-        } else {
-            self.timing.lease + self.timing.margin
-        }
-    }
-
-    /// Nodes that may take a new floating IP: a session, healthy, a valid lease.
-    fn candidates(&self, inner: &Inner, now: Instant) -> Vec<Candidate> {
-        inner
-            .nodes
-            .iter()
-            .filter(|(_, n)| {
-                n.session.as_ref().is_some_and(|s| s.sent.is_some())
-                    && n.healthy
-                    && n.last_grant.is_some_and(|g| now < g + self.timing.lease)
-            })
-            .map(|(name, n)| Candidate {
-                name: name.clone(),
-                labels: n.labels.clone(),
-                healthy: true,
-            })
-            .collect()
-    }
-
-    /// Decides owners and addresses; returns the compare-and-swap writes to make.
-    fn decide(&self, inner: &Inner, now: Instant) -> Vec<Change> {
-        let Some(leader_since) = inner.leader_since else {
-            return Vec::new();
-        };
-        let in_grace = now < leader_since + self.timing.lease + self.timing.margin;
-        let nodes = self.candidates(inner, now);
-        let mut owned: BTreeMap<String, usize> = BTreeMap::new();
-        for s in inner.states.values() {
-            if let Some(n) = &s.node {
-                *owned.entry(n.clone()).or_default() += 1;
-            }
-        }
-        let mut taken: BTreeSet<IpAddr> = inner.states.values().map(|s| s.address).collect();
-        taken.extend(inner.released.iter().map(|(a, _)| *a));
-        let mut parsed: BTreeMap<&str, Option<Pool>> = BTreeMap::new();
-        // Floating IPs that need an owner: (declaration, pool, address, stored epoch, old owner).
-        let mut orphans = Vec::new();
-        for fip in inner.fips.values() {
-            let Some(pool) = inner.pools.get(&fip.pool) else {
-                continue;
-            };
-            let state = inner.states.get(&fip.name);
-            if state
-                .and_then(|s| s.node.as_deref())
-                .is_some_and(|n| self.owner_alive(inner, n, now))
-            {
-                continue;
-            }
-            let (address, epoch) = match state {
-                Some(s) => (s.address, s.epoch),
-                None if in_grace => continue,
-                None => {
-                    let entry = parsed.entry(pool.name.as_str()).or_insert_with(|| {
-                        Pool::parse(pool)
-                            .map_err(|e| tracing::warn!(pool = %pool.name, "{e}"))
-                            .ok()
-                    });
-                    let Some(p) = entry.as_ref() else { continue };
-                    match allocate(p, fip.address, &taken) {
-                        Ok(a) => {
-                            taken.insert(a);
-                            (a, 0)
-                        }
-                        Err(e) => {
-                            tracing::warn!(name = %fip.name, "{e}");
-                            continue;
-                        }
-                    }
-                }
-            };
-            let old = state.and_then(|s| s.node.clone());
-            if let Some(o) = &old {
-                if let Some(c) = owned.get_mut(o) {
-                    *c = c.saturating_sub(1);
-                }
-            }
-            orphans.push((fip, pool, address, epoch, old, state.is_some()));
-        }
-        if orphans.is_empty() {
-            return Vec::new();
-        }
-        let wanted: Vec<Orphan<'_>> = orphans
-            .iter()
-            .map(|(fip, pool, ..)| Orphan {
-                name: &fip.name,
-                pool_selector: &pool.node_selector,
-                ip_selector: &fip.node_selector,
-            })
-            .collect();
-        let owners = assign_all(&wanted, &nodes, &mut owned);
-        orphans
-            .into_iter()
-            .zip(owners)
-            .filter(|((.., old, stored), node)| !*stored || node != old)
-            .map(|((fip, _, address, epoch, old, _), node)| {
-                Change::Swap(
-                    epoch,
-                    FloatingIpState {
-                        name: fip.name.clone(),
-                        address,
-                        node,
-                        epoch: epoch + 1,
-                    },
-                    old,
-                )
-            })
-            .collect()
-    }
-
     /// One decision pass: decide, write, push. Returns when the next pass is due at the
     /// latest (the nearest lease end).
     pub async fn tick(&self) -> Option<Instant> {
         let now = Instant::now();
-        let changes = {
-            let inner = self.lock();
-            self.decide(&inner, now)
-        };
+        let actions = self
+            .lock()
+            .with_view(|v| decide::decide(v, &self.timing, now));
         let mut written = Vec::new();
-        for Change::Swap(expected, state, old) in changes {
+        for action in actions {
+            let Action::Swap {
+                expected,
+                state,
+                previous,
+            } = action;
             match self.store.swap_floating_ip_state(expected, &state).await {
                 Ok(()) => {
-                    if old.is_some() {
-                        self.failovers
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if previous.is_some() {
+                        self.failovers.fetch_add(1, Ordering::Relaxed);
                     }
                     tracing::info!(name = %state.name, address = %state.address,
                         node = state.node.as_deref().unwrap_or("-"), epoch = state.epoch,
@@ -511,81 +325,25 @@ impl Engine {
         for s in written {
             inner.states.insert(s.name.clone(), s);
         }
-        self.push(&mut inner);
-        self.next_due(&inner, Instant::now())
+        Self::push(&mut inner);
+        inner.with_view(|v| decide::next_due(v, &self.timing, Instant::now()))
     }
 
     /// Sends each connected node its set if it changed.
-    fn push(&self, inner: &mut Inner) {
-        let mut per_node: BTreeMap<String, Vec<FloatingIpAssignment>> = BTreeMap::new();
-        for s in inner.states.values() {
-            let (Some(node), Some(fip)) = (&s.node, inner.fips.get(&s.name)) else {
-                continue;
-            };
-            let Some(pool) = inner.pools.get(&fip.pool) else {
-                continue;
-            };
-            per_node
-                .entry(node.clone())
-                .or_default()
-                .push(FloatingIpAssignment {
-                    name: s.name.clone(),
-                    address: s.address.to_string(),
-                    interface: pool.interface.clone(),
-                    epoch: s.epoch,
-                    ip: hearth_proto::ip::to_bytes(s.address),
-                });
-        }
+    fn push(inner: &mut Inner) {
+        let mut per_node = inner.with_view(decide::assignments);
         for (name, n) in &mut inner.nodes {
             let Some(session) = n.session.as_mut() else {
                 continue;
             };
-            let want = per_node.remove(name).unwrap_or_default();
-            if session.sent.as_ref() == Some(&want) {
-                continue;
-            }
-            let msg = CoordinatorMessage {
-                msg: Some(coordinator_message::Msg::Assignments(Assignments {
-                    floating_ips: want.clone(),
-                    volumes: Vec::new(),
-                })),
-            };
-            match session.tx.try_send(Ok(msg)) {
-                Ok(()) => session.sent = Some(want),
-                Err(mpsc::error::TrySendError::Full(_)) => {
+            match session.push(per_node.remove(name).unwrap_or_default()) {
+                Pushed::Unchanged | Pushed::Sent => {}
+                Pushed::Full => {
                     tracing::warn!(node = %name, "session outbox full; assignments retried");
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => n.session = None,
+                Pushed::Closed => n.session = None,
             }
         }
-    }
-
-    fn next_due(&self, inner: &Inner, now: Instant) -> Option<Instant> {
-        let hold = self.timing.lease + self.timing.margin;
-        let mut due: Option<Instant> = None;
-        let mut consider = |t: Instant| {
-            if t > now {
-                due = Some(due.map_or(t, |d| d.min(t)));
-            }
-        };
-        if let Some(l) = inner.leader_since {
-            consider(l + hold);
-        }
-        for s in inner.states.values() {
-            let n = s.node.as_ref().and_then(|n| inner.nodes.get(n));
-            if let Some(g) = n.and_then(|n| n.last_grant) {
-                consider(g + self.hold_for(n));
-            }
-        }
-        for n in inner.nodes.values() {
-            if let Some(g) = n.last_grant {
-                consider(g + self.timing.lease);
-            }
-        }
-        for (_, until) in &inner.released {
-            consider(*until);
-        }
-        due
     }
 
     /// Becomes leader (or stays), or steps down. Returns whether it leads.
@@ -607,7 +365,7 @@ impl Engine {
                 inner.leader_since = None;
                 for n in inner.nodes.values_mut() {
                     n.session = None;
-                    n.last_grant = None;
+                    n.facts.last_grant = None;
                 }
                 tracing::warn!(id = %self.id, "lost the leadership; sessions closed");
             }
@@ -660,12 +418,14 @@ impl Engine {
             .iter()
             .map(|(name, n)| {
                 let healthy = n.session.is_some()
-                    && n.healthy
-                    && n.last_grant.is_some_and(|g| now < g + self.timing.lease);
+                    && n.facts.healthy
+                    && n.facts
+                        .last_grant
+                        .is_some_and(|g| now < g + self.timing.lease);
                 (
                     name.clone(),
                     AgentView {
-                        labels: n.labels.clone(),
+                        labels: n.facts.labels.clone(),
                         healthy,
                         total_bytes: n.capacity.total_bytes,
                         free_bytes: n.capacity.free_bytes,
@@ -679,25 +439,27 @@ impl Engine {
     pub fn nodes(&self) -> Vec<NodeView> {
         let inner = self.lock();
         let now = Instant::now();
-        inner
-            .nodes
-            .iter()
-            .map(|(name, n)| NodeView {
-                name: name.clone(),
-                connected: n.session.is_some(),
-                healthy: n.healthy,
-                lease_valid: self.owner_alive(&inner, name, now),
-                floating_ips: inner
-                    .states
-                    .values()
-                    .filter(|s| s.node.as_deref() == Some(name.as_str()))
-                    .count(),
-                version: n.version.clone(),
-                total_bytes: n.capacity.total_bytes,
-                free_bytes: n.capacity.free_bytes,
-                snapshot_unix: n.snapshot.as_ref().map(|(_, at)| *at),
-            })
-            .collect()
+        inner.with_view(|v| {
+            inner
+                .nodes
+                .iter()
+                .map(|(name, n)| NodeView {
+                    name: name.clone(),
+                    connected: n.session.is_some(),
+                    healthy: n.facts.healthy,
+                    lease_valid: decide::owner_alive(v, &self.timing, name, now),
+                    floating_ips: inner
+                        .states
+                        .values()
+                        .filter(|s| s.node.as_deref() == Some(name.as_str()))
+                        .count(),
+                    version: n.version.clone(),
+                    total_bytes: n.capacity.total_bytes,
+                    free_bytes: n.capacity.free_bytes,
+                    snapshot_unix: n.snapshot.as_ref().map(|(_, at)| *at),
+                })
+                .collect()
+        })
     }
 
     /// Sends a volume call to `node`'s agent and waits up to `timeout` for its answer. A
@@ -708,78 +470,38 @@ impl Engine {
         op: volume_call::Op,
         timeout: Duration,
     ) -> Result<VolumeReply, CsiError> {
-        let id = self
-            .next_call
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        if let Ok(mut calls) = self.calls.lock() {
-            calls.insert(id, tx);
-        }
-        let sent = {
-            let inner = self.lock();
-            let msg = CoordinatorMessage {
-                msg: Some(coordinator_message::Msg::VolumeCall(VolumeCall {
-                    call_id: id,
-                    op: Some(op),
-                })),
-            };
-            inner
-                .nodes
-                .get(node)
-                .and_then(|n| n.session.as_ref())
-                .is_some_and(|s| s.tx.try_send(Ok(msg)).is_ok())
-        };
-        let forget = || {
-            if let Ok(mut calls) = self.calls.lock() {
-                calls.remove(&id);
-            }
-        };
+        let (id, rx) = self.calls.open();
+        let sent = self
+            .lock()
+            .nodes
+            .get(node)
+            .and_then(|n| n.session.as_ref())
+            .is_some_and(|s| s.call(id, op));
         if !sent {
-            forget();
+            self.calls.forget(id);
             return Err(CsiError::Unavailable(format!(
                 "node {node}'s agent has no session with the coordinator; retry when it reconnects"
             )));
         }
-        let reply = match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(r)) => r,
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(reply)) => outcome(node, reply),
             _ => {
-                forget();
-                return Err(CsiError::Unavailable(format!(
+                self.calls.forget(id);
+                Err(CsiError::Unavailable(format!(
                     "node {node}'s agent did not answer within {timeout:?}; retry"
-                )));
+                )))
             }
-        };
-        let message = format!("node {node}: {}", reply.message);
-        match tonic::Code::from_i32(reply.code) {
-            tonic::Code::Ok => Ok(reply),
-            tonic::Code::InvalidArgument => Err(CsiError::InvalidArgument(message)),
-            tonic::Code::NotFound => Err(CsiError::NotFound(message)),
-            tonic::Code::AlreadyExists => Err(CsiError::AlreadyExists(message)),
-            tonic::Code::FailedPrecondition => Err(CsiError::FailedPrecondition(message)),
-            tonic::Code::OutOfRange => Err(CsiError::OutOfRange(message)),
-            tonic::Code::ResourceExhausted => Err(CsiError::ResourceExhausted(message)),
-            tonic::Code::Aborted => Err(CsiError::Aborted(message)),
-            tonic::Code::Unimplemented => Err(CsiError::Unimplemented(message)),
-            tonic::Code::Unavailable => Err(CsiError::Unavailable(message)),
-            _ => Err(CsiError::Internal(message)),
         }
     }
 
     /// Delivers a node's answer to the waiting call.
     pub fn volume_reply(&self, reply: VolumeReply) {
-        let waiting = self
-            .calls
-            .lock()
-            .ok()
-            .and_then(|mut c| c.remove(&reply.call_id));
-        if let Some(tx) = waiting {
-            let _ = tx.send(reply);
-        }
+        self.calls.deliver(reply);
     }
 
     /// Floating IPs moved off a node whose lease ended, since start.
     pub fn failovers(&self) -> u64 {
-        self.failovers.load(std::sync::atomic::Ordering::Relaxed)
+        self.failovers.load(Ordering::Relaxed)
     }
 
     /// This coordinator's identity.
@@ -799,8 +521,4 @@ impl Engine {
     pub fn floating_ips(&self) -> Vec<FloatingIpState> {
         self.lock().states.values().cloned().collect()
     }
-}
-
-fn ms(d: Duration) -> u32 {
-    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }

@@ -2,7 +2,9 @@
 //! floating-IP allocation and failover.
 
 pub mod assign;
+pub mod calls;
 pub mod config;
+pub mod decide;
 pub mod engine;
 pub mod hash;
 pub mod labels;
@@ -10,5 +12,6 @@ pub mod linstor_placer;
 pub mod placement;
 pub mod pools;
 pub mod server;
+pub mod sessions;
 pub mod store;
 pub mod volumes;

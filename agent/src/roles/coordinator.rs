@@ -24,7 +24,7 @@ pub fn timing(args: &LeaseArgs) -> Result<Timing, UsageError> {
         lease: Duration::from_millis(args.lease_ms),
         margin: Duration::from_millis(args.lease_margin_ms),
         answer: Duration::from_millis(args.report_interval_ms)
-            + hearth_coordinator::engine::ANSWER_SLACK,
+            + hearth_coordinator::decide::ANSWER_SLACK,
         ..Timing::default()
     };
     if t.report_interval.is_zero() || t.lease < t.report_interval * 2 {
