@@ -21,3 +21,51 @@ pub mod hearth {
 
 /// The encoded `FileDescriptorSet` of every compiled proto file. Tests compare it with the spec.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
+
+/// Typed addresses on the wire: `bytes` fields hold 4 (IPv4) or 16 (IPv6) octets.
+pub mod ip {
+    use std::net::IpAddr;
+
+    /// The octets of `ip`.
+    pub fn to_bytes(ip: IpAddr) -> Vec<u8> {
+        match ip {
+            IpAddr::V4(v4) => v4.octets().to_vec(),
+            IpAddr::V6(v6) => v6.octets().to_vec(),
+        }
+    }
+
+    /// The address of `bytes` (4 or 16 octets); `None` for any other length.
+    pub fn from_bytes(bytes: &[u8]) -> Option<IpAddr> {
+        if let Ok(v4) = <[u8; 4]>::try_from(bytes) {
+            return Some(IpAddr::from(v4));
+        }
+        <[u8; 16]>::try_from(bytes).ok().map(IpAddr::from)
+    }
+
+    /// The address of a message that carries it typed (`bytes`) and as text (older peers):
+    /// the typed form wins when present.
+    pub fn either(bytes: &[u8], text: &str) -> Option<IpAddr> {
+        if bytes.is_empty() {
+            text.parse().ok()
+        } else {
+            from_bytes(bytes)
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn round_trips_and_falls_back_to_text() {
+            for s in ["203.0.113.7", "2001:db8::7"] {
+                let ip: IpAddr = s.parse().unwrap();
+                assert_eq!(from_bytes(&to_bytes(ip)), Some(ip));
+                assert_eq!(either(&to_bytes(ip), "garbage"), Some(ip));
+                assert_eq!(either(&[], s), Some(ip));
+            }
+            assert_eq!(from_bytes(&[1, 2, 3]), None);
+            assert_eq!(either(&[1, 2, 3], "203.0.113.7"), None);
+        }
+    }
+}

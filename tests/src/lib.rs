@@ -13,6 +13,7 @@ pub mod linstor_sim;
 pub mod netns;
 pub mod ovs;
 pub mod requests;
+pub mod sessions;
 
 pub use hearth_agent::client::{connect, CsiClient};
 pub use hearth_proto::csi::v1::volume_capability::access_mode::Mode;

@@ -17,6 +17,7 @@ use rand::Rng;
 pub mod arp;
 pub mod failover;
 mod moves;
+pub mod ndp;
 pub use moves::MoveLab;
 
 /// A network namespace that exists for the lifetime of this value.

@@ -15,8 +15,9 @@ use hearth_tests::{root_or_skip, tool_or_skip};
 const CONFIG: &str = "floatingIPPools:\n  - {name: lan, cidrs: [10.8.0.16/28], interface: eth0}\n\
                       floatingIPs:\n  - {name: web, pool: lan}\n  - {name: db, pool: lan, address: 10.8.0.20}\n";
 
+/// The leased floating IPs: /32s on `lo`, where the agent puts them (it answers ARP itself).
 fn leased(ns: &hearth_tests::netns::NetNs) -> Vec<String> {
-    ns.ip(&["-4", "-o", "addr", "show", "dev", "eth0"])
+    ns.ip(&["-4", "-o", "addr", "show", "dev", "lo"])
         .lines()
         .filter_map(|l| {
             let a = l.split(" inet ").nth(1)?.split(' ').next()?;

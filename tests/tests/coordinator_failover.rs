@@ -60,6 +60,7 @@ fn a_killed_owner_is_replaced_and_never_answers_again() {
         return;
     }
     let mut lab = started("foa", ONE);
+    let mut tooks = Vec::new();
     for round in 0..3 {
         let old = owner(&lab, FIP, Duration::from_secs(15));
         let old_mac = lab.mac(old);
@@ -95,8 +96,17 @@ fn a_killed_owner_is_replaced_and_never_answers_again() {
             took < Duration::from_secs(2),
             "round {round}: failover took {took:?}"
         );
+        tooks.push(took);
         lab.start_agent(old);
     }
+    // The session closed at the kill: the IP moves after the answer window (130 ms + 20 ms
+    // after the last grant), not after the lease (350 ms + 100 ms).
+    tooks.sort();
+    assert!(
+        tooks[1] < Duration::from_millis(300),
+        "median failover {:?}: the lease was waited for",
+        tooks[1]
+    );
 }
 
 #[test]
@@ -260,4 +270,129 @@ fn d_a_thousand_floating_ips_leave_a_dead_node() {
         t0.elapsed(),
         after.iter().map(Vec::len).collect::<Vec<_>>()
     );
+}
+
+/// Probes `FIP` around `act` (at `t0`) until a node other than `old` holds it, then 300 ms more.
+/// Returns (new owner, replies, t0).
+fn probe_move(
+    lab: &mut FailoverLab,
+    old: usize,
+    act: impl FnOnce(&mut FailoverLab),
+) -> (usize, Vec<hearth_tests::netns::arp::Reply>, Instant) {
+    let probe = ArpProbe::start(lab.client(), "eth0", FailoverLab::client_ip(), fip());
+    std::thread::sleep(Duration::from_millis(200));
+    let t0 = Instant::now();
+    act(lab);
+    let new = FailoverLab::wait_for(Duration::from_secs(5), || lab.holder_besides(FIP, old));
+    std::thread::sleep(Duration::from_millis(300));
+    let replies = probe.stop();
+    let new = new.unwrap_or_else(|| {
+        panic!(
+            "{FIP} did not move off node {old}\ncoordinator log:\n{}",
+            lab.log("coordinator-1")
+        )
+    });
+    (new, replies, t0)
+}
+
+#[test]
+fn e_a_whole_container_kill_leaves_nothing_answering() {
+    if !ready("e_a_whole_container_kill") {
+        return;
+    }
+    let mut lab = started("foe", ONE);
+    for round in 0..3 {
+        let old = owner(&lab, FIP, Duration::from_secs(15));
+        let old_mac = lab.mac(old);
+        // The agent and its fence guard die at one instant: nothing runs on that node.
+        let (new, replies, t0) = probe_move(&mut lab, old, |lab| lab.kill_container(old));
+        let new_mac = lab.mac(new);
+        assert!(
+            replies.iter().any(|r| r.mac == old_mac && r.at < t0),
+            "round {round}: the owner answered before the kill"
+        );
+        let late: Vec<Duration> = replies
+            .iter()
+            .filter(|r| r.mac == old_mac && r.at > t0 + Duration::from_millis(10))
+            .map(|r| r.at - t0)
+            .collect();
+        assert!(
+            late.is_empty(),
+            "round {round}: the dead node answered {} times more than 10 ms after the kill \
+             (first at {:?})",
+            late.len(),
+            late.first()
+        );
+        let first = replies
+            .iter()
+            .find(|r| r.mac == new_mac)
+            .expect("the new owner answered ARP");
+        eprintln!(
+            "round {round}: node {old}'s container killed, node {new} answered after {:?}",
+            first.at - t0
+        );
+        assert!(
+            dual_answers(&replies).is_empty(),
+            "round {round}: two nodes answered"
+        );
+        // The address is still on the dead node's lo, and its kernel does not answer for it.
+        assert!(
+            lab.holders(FIP).contains(&old),
+            "round {round}: {:?}",
+            lab.held()
+        );
+        lab.start_agent(old);
+        // The restarted agent removes what its predecessor left.
+        FailoverLab::wait_for(Duration::from_secs(10), || {
+            (lab.holders(FIP) == [new]).then_some(())
+        })
+        .unwrap_or_else(|| panic!("round {round}: stale address kept: {:?}", lab.held()));
+    }
+}
+
+#[test]
+fn f_sigterm_hands_the_address_over_without_dual_answers() {
+    if !ready("f_sigterm_hands_over") {
+        return;
+    }
+    let mut lab = started("fof", ONE);
+    for round in 0..3 {
+        let old = owner(&lab, FIP, Duration::from_secs(15));
+        let old_mac = lab.mac(old);
+        let (new, replies, t0) = probe_move(&mut lab, old, |lab| lab.terminate_agent(old));
+        let new_mac = lab.mac(new);
+        let last_old = replies
+            .iter()
+            .rev()
+            .find(|r| r.mac == old_mac)
+            .expect("the owner answered");
+        let first_new = replies
+            .iter()
+            .find(|r| r.mac == new_mac)
+            .expect("the new owner answered ARP");
+        let gap = first_new.at.saturating_duration_since(last_old.at);
+        eprintln!(
+            "round {round}: node {old} got SIGTERM, node {new} answered {:?} after the kill; \
+             silent gap {gap:?}",
+            first_new.at - t0
+        );
+        assert!(
+            dual_answers(&replies).is_empty(),
+            "round {round}: two nodes answered"
+        );
+        assert!(last_old.at < first_new.at, "round {round}: overlap");
+        // The hand-over does not wait for the lease (350 ms + 100 ms margin).
+        assert!(
+            gap < Duration::from_millis(300),
+            "round {round}: silent for {gap:?}"
+        );
+        lab.start_agent(old);
+        let name = hearth_tests::netns::failover::node_name(old);
+        FailoverLab::wait_for(Duration::from_secs(15), || {
+            lab.log(&name)
+                .contains("coordinator session open")
+                .then_some(())
+        })
+        .expect("the restarted agent reconnects");
+    }
 }

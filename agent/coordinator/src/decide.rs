@@ -7,6 +7,11 @@
 //! deadline. After a start or a leader change the coordinator has sent no grants, so it treats
 //! every stored owner as alive until `leader_since + lease + margin` and allocates nothing new
 //! before then (restart adoption: a node that still holds its IP keeps it).
+//!
+//! Fast path: a node answers ARP/NDP only until `answer` after the last report the coordinator
+//! answered, and not at all once its end of the session failed. So when a node's stream ended
+//! its addresses may move at `last grant + answer + CLOSE_MARGIN`, before the lease ends; and
+//! at once after a `Leaving` (SIGTERM: the node stopped answering before sending it).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -30,7 +35,18 @@ pub struct Timing {
     pub margin: Duration,
     /// Leader-election lease of the store.
     pub leadership: Duration,
+    /// The answer window sent in the Welcome: how long after a report the coordinator answered
+    /// the node may answer ARP/NDP for its addresses (a report interval plus some slack).
+    pub answer: Duration,
 }
+
+/// How late a node may be to stop answering at the end of its answer window (its clock rate,
+/// the instant between its check and the frame leaving).
+pub const CLOSE_MARGIN: Duration = Duration::from_millis(20);
+
+/// The slack of the answer window over the report interval: a report may be this late before
+/// the node stops answering (it answers again with the next lease).
+pub const ANSWER_SLACK: Duration = Duration::from_millis(30);
 
 impl Default for Timing {
     fn default() -> Self {
@@ -39,6 +55,7 @@ impl Default for Timing {
             lease: Duration::from_millis(350),
             margin: Duration::from_millis(100),
             leadership: Duration::from_secs(10),
+            answer: Duration::from_millis(100) + ANSWER_SLACK,
         }
     }
 }
@@ -47,6 +64,16 @@ impl Timing {
     /// How long past its last grant a node may still answer: lease plus margin.
     pub fn hold(&self) -> Duration {
         self.lease + self.margin
+    }
+
+    /// How long past its last grant node `n` may still answer: the answer window (plus
+    /// [`CLOSE_MARGIN`]) once its stream ended, else the lease (silence proves nothing).
+    pub fn hold_for(&self, n: Option<&NodeFacts>) -> Duration {
+        if n.is_some_and(|n| n.closed) {
+            (self.answer + CLOSE_MARGIN).min(self.hold())
+        } else {
+            self.hold()
+        }
     }
 }
 
@@ -61,6 +88,10 @@ pub struct NodeFacts {
     pub assigned: bool,
     /// When this leader last sent it a lease.
     pub last_grant: Option<Instant>,
+    /// Its last session ended by its stream ending, and no new one opened (the fast path).
+    pub closed: bool,
+    /// It said `Leaving` in its last session: it answers for nothing any more.
+    pub left: bool,
 }
 
 /// The leader's picture, borrowed from the engine.
@@ -98,8 +129,12 @@ pub enum Action {
 
 /// Whether `node` may still answer for its floating IPs at `now` in the leader's reckoning.
 pub fn owner_alive(view: &View<'_>, timing: &Timing, node: &str, now: Instant) -> bool {
-    match view.nodes.get(node).and_then(|n| n.last_grant) {
-        Some(g) => now < g + timing.hold(),
+    let n = view.nodes.get(node);
+    if n.is_some_and(|n| n.left) {
+        return false;
+    }
+    match n.and_then(|n| n.last_grant) {
+        Some(g) => now < g + timing.hold_for(n),
         None => view.leader_since.is_some_and(|l| now < l + timing.hold()),
     }
 }
@@ -231,6 +266,7 @@ pub fn assignments(view: &View<'_>) -> BTreeMap<String, Vec<FloatingIpAssignment
                 address: s.address.to_string(),
                 interface: pool.interface.clone(),
                 epoch: s.epoch,
+                ip: hearth_proto::ip::to_bytes(s.address),
             });
     }
     per_node
@@ -250,13 +286,9 @@ pub fn next_due(view: &View<'_>, timing: &Timing, now: Instant) -> Option<Instan
         consider(l + hold);
     }
     for s in view.states.values() {
-        if let Some(g) = s
-            .node
-            .as_ref()
-            .and_then(|n| view.nodes.get(n))
-            .and_then(|n| n.last_grant)
-        {
-            consider(g + hold);
+        let n = s.node.as_ref().and_then(|n| view.nodes.get(n));
+        if let Some(g) = n.and_then(|n| n.last_grant) {
+            consider(g + timing.hold_for(n));
         }
     }
     for n in view.nodes.values() {

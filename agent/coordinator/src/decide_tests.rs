@@ -61,6 +61,7 @@ impl World {
                 healthy: true,
                 assigned: true,
                 last_grant: grant,
+                ..NodeFacts::default()
             },
         );
     }
@@ -109,6 +110,7 @@ const T: Timing = Timing {
     lease: Duration::from_millis(350),
     margin: Duration::from_millis(100),
     leadership: Duration::from_secs(10),
+    answer: Duration::from_millis(130),
 };
 
 fn ms(n: u64) -> Duration {
@@ -294,4 +296,32 @@ fn the_next_pass_is_due_at_the_nearest_end() {
     assert_eq!(next_due(&w.view(), &T, now), Some(t0 + ms(1350)));
     assert_eq!(next_due(&w.view(), &T, t0 + ms(1360)), Some(t0 + ms(1450)));
     assert_eq!(next_due(&w.view(), &T, t0 + ms(1500)), None);
+}
+
+#[test]
+fn a_closed_session_moves_after_the_answer_window_and_a_leaving_node_at_once() {
+    let t0 = Instant::now();
+    let mut w = World::new(1, t0);
+    let grant_a = t0 + ms(1000);
+    w.node("a", Some(grant_a));
+    w.node("b", Some(t0 + ms(1100)));
+    w.state("ip-0", "10.0.0.1", Some("a"), 3);
+    // Silence: the lease rule.
+    assert!(owner_alive(&w.view(), &T, "a", grant_a + ms(200)));
+    // The stream ended: a stops answering by grant + 130 ms; it moves at + 150 ms.
+    w.nodes.get_mut("a").unwrap().closed = true;
+    assert!(owner_alive(&w.view(), &T, "a", grant_a + ms(149)));
+    assert!(decide(&w.view(), &T, grant_a + ms(149)).is_empty());
+    assert_eq!(
+        next_due(&w.view(), &T, grant_a + ms(10)),
+        Some(grant_a + ms(150))
+    );
+    let got = swaps(decide(&w.view(), &T, grant_a + ms(150)));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1.node.as_deref(), Some("b"));
+    // Leaving: at once, whatever the last grant.
+    let a = w.nodes.get_mut("a").unwrap();
+    (a.closed, a.left) = (false, true);
+    assert!(!owner_alive(&w.view(), &T, "a", grant_a + ms(1)));
+    assert_eq!(swaps(decide(&w.view(), &T, grant_a + ms(1))).len(), 1);
 }

@@ -242,6 +242,8 @@ impl Engine {
         node.capacity = hello.capacity.unwrap_or_default();
         node.version.clone_from(&hello.version);
         node.session = Some(session);
+        node.facts.closed = false;
+        node.facts.left = false;
         drop(inner);
         tracing::info!(node = %hello.node_name, session = id, "node session open");
         self.kick.notify_one();
@@ -284,13 +286,30 @@ impl Engine {
         }
     }
 
-    /// Ends a session (if it is still the node's current one).
+    /// Ends a session whose stream ended (if it is still the node's current one): its
+    /// addresses may move once its answer window has passed.
     pub fn bye(&self, node: &str, session: u64) {
         let mut inner = self.lock();
         if let Some(n) = inner.nodes.get_mut(node) {
             if n.session.as_ref().is_some_and(|s| s.id == session) {
                 n.session = None;
+                n.facts.closed = true;
                 tracing::info!(node, session, "node session closed");
+            }
+        }
+        drop(inner);
+        self.kick.notify_one();
+    }
+
+    /// The node is leaving (SIGTERM) and has stopped answering: its addresses move now, and
+    /// its session is closed.
+    pub fn leaving(&self, node: &str, session: u64) {
+        let mut inner = self.lock();
+        if let Some(n) = inner.nodes.get_mut(node) {
+            if n.session.as_ref().is_some_and(|s| s.id == session) {
+                n.session = None;
+                n.facts.left = true;
+                tracing::info!(node, session, "node leaving: handing its floating IPs over");
             }
         }
         drop(inner);

@@ -78,6 +78,7 @@ const TIMING: Timing = Timing {
     report_interval: Duration::from_millis(100),
     lease: Duration::from_millis(350),
     margin: Duration::from_millis(100),
+    answer: Duration::from_millis(130),
     leadership: Duration::from_millis(1200),
 };
 

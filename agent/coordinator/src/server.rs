@@ -135,6 +135,12 @@ impl Coordinator for AgentApi {
                     Ok(Some(NodeMessage {
                         msg: Some(node_message::Msg::VolumeReply(r)),
                     })) => engine.volume_reply(r),
+                    Ok(Some(NodeMessage {
+                        msg: Some(node_message::Msg::Leaving(_)),
+                    })) => {
+                        engine.leaving(&node, session);
+                        break;
+                    }
                     Ok(Some(_)) => {}
                     Ok(None) => break,
                     Err(e) => {

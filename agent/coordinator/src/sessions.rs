@@ -60,6 +60,7 @@ impl Session {
             report_interval_ms: ms(timing.report_interval),
             lease_ms: ms(timing.lease),
             term,
+            answer_ms: ms(timing.answer.min(timing.lease)),
         };
         tx.try_send(msg(coordinator_message::Msg::Welcome(welcome)))
             .map_err(|_| Status::unavailable("session closed"))?;
@@ -128,6 +129,7 @@ mod tests {
             address: "10.0.0.1".into(),
             interface: "eth0".into(),
             epoch,
+            ip: vec![10, 0, 0, 1],
         }
     }
 

@@ -7,9 +7,15 @@
 //! change, at the deadline, and every second (to repair addresses someone removed). Each
 //! change of the deadline is forwarded to the [`FenceGuard`], which removes the addresses
 //! itself if this process dies or stops renewing.
+//!
+//! Answering is separate from holding: the [`Gate`] of the responder that answers ARP/NDP for
+//! the held addresses is open only until the answer window after the last answered report,
+//! shut at once when the session fails ([`LeaseHolder::shut`]) and for good once the agent is
+//! leaving ([`LeaseHolder::leave`]).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +23,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::fence::FenceGuard;
-use hearth_net::announce::{Announcer, Frames};
+use hearth_net::announce::{Announcer, Frames, Gate};
 use hearth_net::model::AnnouncedIp;
 use hearth_net::netlink::Netlink;
 
@@ -61,6 +67,8 @@ pub struct LeaseHolder {
     /// The highest epoch seen per floating IP: an older assignment is never acted on.
     epochs: Mutex<HashMap<String, u64>>,
     held: Mutex<Held>,
+    gate: Arc<Gate>,
+    leaving: AtomicBool,
 }
 
 impl Default for LeaseHolder {
@@ -69,14 +77,24 @@ impl Default for LeaseHolder {
             wanted: watch::Sender::new(Wanted::default()),
             epochs: Mutex::new(HashMap::new()),
             held: Mutex::new(Held::default()),
+            gate: Arc::new(Gate::default()),
+            leaving: AtomicBool::new(false),
         }
     }
 }
 
 impl LeaseHolder {
+    /// The gate the node's answers for its leased addresses pass.
+    pub fn gate(&self) -> &Arc<Gate> {
+        &self.gate
+    }
+
     /// Replaces the assigned set. Entries older (by epoch) than one already seen for the same
-    /// floating IP are dropped.
+    /// floating IP are dropped. Ignored once leaving.
     pub fn assign(&self, assigned: Vec<Leased>) {
+        if self.leaving() {
+            return;
+        }
         let mut kept = Vec::with_capacity(assigned.len());
         if let Ok(mut epochs) = self.epochs.lock() {
             for a in assigned {
@@ -93,8 +111,12 @@ impl LeaseHolder {
         self.wanted.send_modify(|w| w.assigned = kept);
     }
 
-    /// Moves the lease deadline (never backwards: an old lease answer can arrive late).
-    pub fn extend(&self, deadline: Instant) {
+    /// Moves the lease deadline (never backwards: an old lease answer can arrive late) and
+    /// opens the answer gate until `answer_until` (unless leaving).
+    pub fn extend(&self, deadline: Instant, answer_until: Instant) {
+        if !self.leaving() {
+            self.gate.open_until(answer_until.min(deadline));
+        }
         self.wanted.send_if_modified(|w| {
             if w.deadline.is_some_and(|d| d >= deadline) {
                 return false;
@@ -102,6 +124,25 @@ impl LeaseHolder {
             w.deadline = Some(deadline);
             true
         });
+    }
+
+    /// Stops answering at once (the session's own end failed); addresses stay until the lease
+    /// deadline, so a session that comes back quickly resumes without re-adding them.
+    pub fn shut(&self) {
+        self.gate.shut();
+    }
+
+    /// Stops answering for good and withdraws everything: this process is leaving (SIGTERM).
+    /// Later assignments and leases open nothing.
+    pub fn leave(&self) {
+        self.leaving.store(true, Ordering::Release);
+        self.gate.shut();
+        self.wanted.send_modify(|w| w.assigned.clear());
+    }
+
+    /// Whether [`LeaseHolder::leave`] was called.
+    pub fn leaving(&self) -> bool {
+        self.leaving.load(Ordering::Acquire)
     }
 
     /// Whether the lease is valid now.
@@ -201,5 +242,50 @@ pub async fn run<N, F>(
             () = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {}
             () = resync => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn web(epoch: u64) -> Leased {
+        Leased {
+            name: "web".into(),
+            address: "203.0.113.7".parse().unwrap(),
+            dev: "eth0".into(),
+            epoch,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_answer_gate_follows_leases_shuts_on_failure_and_for_good_on_leave() {
+        let h = LeaseHolder::default();
+        assert!(!h.gate().is_open(), "shut until the first lease");
+        let now = Instant::now();
+        h.extend(now + Duration::from_secs(60), now + Duration::from_secs(30));
+        assert!(h.gate().is_open() && h.valid());
+        // The gate never outlives the lease.
+        assert!(h
+            .gate()
+            .deadline()
+            .is_some_and(|d| d <= now + Duration::from_secs(30)));
+        h.shut();
+        assert!(!h.gate().is_open(), "the session's end failed");
+        assert!(h.valid(), "the address stays until the lease deadline");
+        h.extend(now + Duration::from_secs(61), now + Duration::from_secs(31));
+        assert!(h.gate().is_open(), "a new session's lease opens it again");
+        h.assign(vec![web(1)]);
+        assert_eq!(h.wanted.borrow().assigned.len(), 1);
+        h.leave();
+        assert!(!h.gate().is_open() && h.leaving());
+        assert!(
+            h.wanted.borrow().assigned.is_empty(),
+            "everything withdrawn"
+        );
+        h.extend(now + Duration::from_secs(62), now + Duration::from_secs(32));
+        h.assign(vec![web(2)]);
+        assert!(!h.gate().is_open(), "nothing opens it once leaving");
+        assert!(h.wanted.borrow().assigned.is_empty());
     }
 }

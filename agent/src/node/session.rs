@@ -6,6 +6,12 @@
 //! always ends before the coordinator's. Assignments replace the lease holder's set. When the
 //! stream breaks it reconnects with backoff; the lease is simply not renewed meanwhile, and the
 //! holder withdraws at the deadline.
+//!
+//! Answering ARP/NDP is held tighter than the lease: each answered report opens the holder's
+//! gate until `sent + answer_ms` (the Welcome's answer window), and the gate shuts the moment
+//! this end of the session fails. That is what lets the coordinator move a closed session's
+//! addresses before the lease ends. On SIGTERM ([`Leave`]) the agent shuts the gate for good,
+//! sends `Leaving`, and waits briefly for the coordinator to close the stream.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -14,9 +20,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hearth_proto::hearth::v1::{
     coordinator_client::CoordinatorClient, coordinator_message, node_message, Capacity,
-    CoordinatorMessage, HeldAddress, Hello, NodeMessage, Report,
+    CoordinatorMessage, HeldAddress, Hello, Leaving, NodeMessage, Report,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -65,6 +71,36 @@ pub struct SessionConfig {
     pub tls: Option<TlsFiles>,
     /// This node's own volume backend, for the coordinator's volume calls (loopfile).
     pub volumes: Option<Arc<dyn hearth_csi::backend::VolumeBackend>>,
+}
+
+/// The hand-over on SIGTERM: asked once; `run` returns once it is done.
+#[derive(Debug)]
+pub struct Leave {
+    asked: watch::Sender<bool>,
+    done: watch::Sender<bool>,
+}
+
+impl Default for Leave {
+    fn default() -> Self {
+        Self {
+            asked: watch::Sender::new(false),
+            done: watch::Sender::new(false),
+        }
+    }
+}
+
+impl Leave {
+    /// Asks the session to hand its floating IPs over, and waits up to `timeout` for it.
+    pub async fn hand_over(&self, timeout: Duration) {
+        self.asked.send_replace(true);
+        let mut done = self.done.subscribe();
+        let _ = tokio::time::timeout(timeout, done.wait_for(|d| *d)).await;
+    }
+
+    async fn asked(&self) {
+        let mut rx = self.asked.subscribe();
+        let _ = rx.wait_for(|a| *a).await;
+    }
 }
 
 /// What the session looks like now, for the status page.
@@ -167,6 +203,7 @@ fn held_addresses(holder: &LeaseHolder) -> Vec<HeldAddress> {
             name: l.name,
             address: l.address.to_string(),
             epoch: l.epoch,
+            ip: hearth_proto::ip::to_bytes(l.address),
         })
         .collect()
 }
@@ -177,6 +214,7 @@ pub async fn run(
     holder: Arc<LeaseHolder>,
     source: Arc<dyn ReportSource>,
     status: Arc<Mutex<SessionStatus>>,
+    leave: Arc<Leave>,
 ) -> Result<(), SessionError> {
     let ep = endpoint(&config.url, config.tls.as_ref())?;
     if let Ok(mut s) = status.lock() {
@@ -185,7 +223,14 @@ pub async fn run(
     let mut backoff = Duration::from_millis(50);
     let terms = TermGuard::default();
     loop {
-        let result = session(&ep, &config, &holder, &terms, &*source, &status).await;
+        let result = session(&ep, &config, &holder, &terms, &*source, &status, &leave).await;
+        // This end of the session is gone: stop answering now, not at the lease deadline.
+        holder.shut();
+        if holder.leaving() || *leave.asked.borrow() {
+            holder.leave();
+            leave.done.send_replace(true);
+            return Ok(());
+        }
         let message = match &result {
             Ok(()) => "the coordinator closed the session".to_owned(),
             Err(e) => e.to_string(),
@@ -198,7 +243,11 @@ pub async fn run(
             s.last_error = Some(message.clone());
         }
         tracing::warn!(url = %config.url, "coordinator session: {message}; retrying in {backoff:?}");
-        tokio::time::sleep(backoff).await;
+        // SIGTERM while not connected: nothing to hand over to.
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = leave.asked() => {}
+        }
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
@@ -210,6 +259,7 @@ async fn session(
     terms: &TermGuard,
     source: &dyn ReportSource,
     status: &Mutex<SessionStatus>,
+    leave: &Leave,
 ) -> Result<(), SessionError> {
     let channel: Channel = ep
         .connect()
@@ -253,8 +303,10 @@ async fn session(
         )));
     }
     let interval = Duration::from_millis(u64::from(welcome.report_interval_ms.clamp(10, 60_000)));
-    tracing::info!(coordinator = %welcome.coordinator_id, term = welcome.term, ?interval,
-        lease_ms = welcome.lease_ms, "coordinator session open");
+    // 0 (an older coordinator): answer for as long as the lease.
+    let answer_ms = welcome.answer_ms;
+    tracing::info!(coordinator = %welcome.coordinator_id, term = welcome.term, ?interval, lease_ms = welcome.lease_ms,
+        "coordinator session open");
     if let Ok(mut s) = status.lock() {
         s.connected = true;
         s.coordinator_id = Some(welcome.coordinator_id.clone());
@@ -327,7 +379,12 @@ async fn session(
                     });
                     if let Some(at) = at {
                         let deadline = at + Duration::from_millis(u64::from(lease.valid_ms));
-                        holder.extend(deadline);
+                        let window = if answer_ms == 0 {
+                            lease.valid_ms
+                        } else {
+                            answer_ms
+                        };
+                        holder.extend(deadline, at + Duration::from_millis(u64::from(window)));
                         if let Ok(mut s) = status.lock() {
                             s.lease_left_ms = Some(
                                 u64::try_from(
@@ -346,14 +403,14 @@ async fn session(
                     }
                     let mut set = Vec::with_capacity(a.floating_ips.len());
                     for f in a.floating_ips {
-                        match f.address.parse() {
-                            Ok(address) => set.push(Leased {
+                        match hearth_proto::ip::either(&f.ip, &f.address) {
+                            Some(address) => set.push(Leased {
                                 name: f.name,
                                 address,
                                 dev: f.interface,
                                 epoch: f.epoch,
                             }),
-                            Err(_) => tracing::warn!(name = %f.name, address = %f.address,
+                            None => tracing::warn!(name = %f.name, address = %f.address,
                                 "ignoring an assignment with a bad address"),
                         }
                     }
@@ -392,8 +449,24 @@ async fn session(
             }
         }
     };
+    let leaving = tx.clone();
+    let hand_over = async {
+        leave.asked().await;
+        // Stop answering first, for good; then tell the coordinator, which may move the
+        // addresses at once, and give it a moment to close the stream.
+        holder.leave();
+        let _ = leaving
+            .send(NodeMessage {
+                msg: Some(node_message::Msg::Leaving(Leaving {})),
+            })
+            .await;
+        tracing::info!("leaving: floating IPs handed over to the coordinator");
+        // The coordinator closes the stream once it has the Leaving (`answers` then ends).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     tokio::select! {
         () = reports => Err(SessionError::Transport("session closed".into())),
         r = answers => r,
+        () = hand_over => Ok(()),
     }
 }

@@ -23,6 +23,8 @@ pub fn timing(args: &LeaseArgs) -> Result<Timing, UsageError> {
         report_interval: Duration::from_millis(args.report_interval_ms),
         lease: Duration::from_millis(args.lease_ms),
         margin: Duration::from_millis(args.lease_margin_ms),
+        answer: Duration::from_millis(args.report_interval_ms)
+            + hearth_coordinator::decide::ANSWER_SLACK,
         ..Timing::default()
     };
     if t.report_interval.is_zero() || t.lease < t.report_interval * 2 {

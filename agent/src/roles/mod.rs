@@ -350,6 +350,7 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
             router.add_service(counted(&csi, NodeServer::new(node)))
         }
     };
+    let mut handles = None;
     if let Some(url) = &args.coordinator {
         let session = crate::roles::node::start(
             url,
@@ -359,6 +360,7 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
             Arc::clone(&reports) as Arc<dyn crate::node::session::ReportSource>,
             local_volumes,
         )?;
+        handles = Some(session.clone());
         status.coordinator = Some(Arc::new(session));
     }
     let with_session = status.coordinator.is_some();
@@ -366,7 +368,12 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
     if with_session {
         reports.attach(health);
     }
-    serve::serve(router, listener, &socket).await
+    let served = serve::serve(router, listener, &socket).await;
+    // SIGTERM (a rolling update): hand the floating IPs over before exiting.
+    if let Some(h) = handles {
+        h.hand_over(std::time::Duration::from_secs(1)).await;
+    }
+    served
 }
 
 /// `hearth coordinator`: the coordinator role.

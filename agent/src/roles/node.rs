@@ -8,9 +8,10 @@ use crate::cli::TlsArgs;
 use crate::error::UsageError;
 use crate::node::fence::FenceGuard;
 use crate::node::lease::{self, LeaseHolder};
-use crate::node::session::{self, ReportSource, SessionConfig, SessionStatus, TlsFiles};
-use hearth_net::announce::{Announcer, PacketSocket, Schedule};
+use crate::node::session::{self, Leave, ReportSource, SessionConfig, SessionStatus, TlsFiles};
+use hearth_net::announce::{Announcer, PacketSocket, Responder, Schedule};
 use hearth_net::netlink::RtNetlink;
+use hearth_net::sysctl::ProcSys;
 use hearth_proto::hearth::v1::Capacity;
 
 /// The running session's handles, for the status page.
@@ -20,6 +21,18 @@ pub struct SessionHandles {
     pub holder: Arc<LeaseHolder>,
     /// The session's state.
     pub status: Arc<Mutex<SessionStatus>>,
+    /// The SIGTERM hand-over.
+    pub leave: Arc<Leave>,
+    /// What answers ARP/NDP for the held addresses.
+    pub responder: Arc<Responder>,
+}
+
+impl SessionHandles {
+    /// Hands the floating IPs over (SIGTERM): stops answering, tells the coordinator, waits up
+    /// to `timeout` for it to close the session.
+    pub async fn hand_over(&self, timeout: std::time::Duration) {
+        self.leave.hand_over(timeout).await;
+    }
 }
 
 impl crate::health::SessionSource for SessionHandles {
@@ -97,11 +110,16 @@ pub fn start(
         volumes,
     };
     let holder = Arc::new(LeaseHolder::default());
+    let responder = Arc::new(Responder::start(
+        Arc::clone(holder.gate()),
+        Arc::new(ProcSys::default()),
+    )?);
     let announcer = Announcer::leased(
         Arc::new(RtNetlink::open()?),
         Arc::new(PacketSocket::open()?),
         Schedule::default(),
-    );
+    )
+    .answering(Arc::clone(&responder));
     let guard = match FenceGuard::spawn() {
         Ok(g) => Some(g),
         Err(e) => {
@@ -113,13 +131,19 @@ pub fn start(
     };
     tokio::spawn(lease::run(Arc::clone(&holder), announcer, guard));
     let status = Arc::new(Mutex::new(SessionStatus::default()));
-    let (h, s) = (Arc::clone(&holder), Arc::clone(&status));
+    let leave = Arc::new(Leave::default());
+    let (h, s, l) = (Arc::clone(&holder), Arc::clone(&status), Arc::clone(&leave));
     tokio::spawn(async move {
-        if let Err(e) = session::run(config, h, source, s).await {
+        if let Err(e) = session::run(config, h, source, s, l).await {
             tracing::error!("coordinator session stopped: {e}");
         }
     });
-    Ok(SessionHandles { holder, status })
+    Ok(SessionHandles {
+        holder,
+        status,
+        leave,
+        responder,
+    })
 }
 
 /// Reports from the node's health snapshot, refreshed in the background every second so a

@@ -4,7 +4,10 @@
 //!
 //! ```text
 //! cargo build -p hearth-agent --bin hearth && cargo build -p hearth-tests --bin failover-bench
-//! ./target/debug/failover-bench --trials 100 --partition-trials 100
+//! ./target/debug/failover-bench --trials 100 --container-trials 100 --sigterm-trials 100 \
+//!     --partition-trials 50
+//! ./target/debug/failover-bench --trials 0 --container-trials 0 --sigterm-trials 0 \
+//!     --partition-trials 0 --sessions 1000
 //! ```
 //!
 //! Kill trials: SIGKILL the owner's agent; the figure is the time from the kill to the first
@@ -12,7 +15,12 @@
 //! millisecond). A violation is a reply from the killed node after that, or any two nodes
 //! answering in turn ([`dual_answers`]). Partition trials: blackhole the owner from the
 //! coordinator (the client still reaches it) until another node holds the IP, probe 300 ms
-//! more, heal, and probe `--after-heal-ms` more. Setting up each lab and letting it settle
+//! more, heal, and probe `--after-heal-ms` more. Container trials SIGKILL the agent's process
+//! group (agent and fence guard at one instant); SIGTERM trials let the agent hand over, and
+//! the figure that matters is the silent gap between the old owner's last reply and the new
+//! owner's first. `--sessions N` first runs the coordinator at scale ([`hearth_tests::sessions`]):
+//! N simulated agents in this process against a real `hearth coordinator` (no root needed
+//! when every trial count is 0). Setting up each lab and letting it settle
 //! between trials is not in the figures. Everything the bench starts is killed by PID and the
 //! namespaces are deleted when the lab drops, also on panic and on SIGINT/SIGTERM.
 
@@ -40,6 +48,12 @@ struct Args {
     /// Partition trials.
     #[arg(long, default_value_t = 100)]
     partition_trials: usize,
+    /// Whole-container kill trials (the agent and its fence guard, one SIGKILL to the group).
+    #[arg(long, default_value_t = 100)]
+    container_trials: usize,
+    /// SIGTERM hand-over trials (a rolling update).
+    #[arg(long, default_value_t = 100)]
+    sigterm_trials: usize,
     /// Node agents in the lab.
     #[arg(long, default_value_t = 3)]
     nodes: usize,
@@ -55,6 +69,18 @@ struct Args {
     /// Pause after a restarted agent's session opens, or after a heal, before the next trial.
     #[arg(long, default_value_t = 1000)]
     settle_ms: u64,
+    /// Simulated node sessions for the coordinator-at-scale run (0: skip it).
+    #[arg(long, default_value_t = 0)]
+    sessions: usize,
+    /// Floating IPs in the coordinator-at-scale run.
+    #[arg(long, default_value_t = 1000)]
+    session_fips: usize,
+    /// Seconds over which the coordinator's CPU and the grant latency are measured.
+    #[arg(long, default_value_t = 10)]
+    session_window_s: u64,
+    /// Dropped sessions (one node's floating IPs each) in the coordinator-at-scale run.
+    #[arg(long, default_value_t = 5)]
+    session_failovers: usize,
     /// Print the results as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -136,14 +162,31 @@ fn poll<T>(timeout: Duration, f: impl FnMut() -> Option<T>) -> Option<T> {
     FailoverLab::poll_every(POLL, timeout, f)
 }
 
-/// Waits until one node other than `old` holds the IP.
+/// Waits until a node other than `old` holds the IP (a node whose every Hearth process was
+/// killed keeps its address on `lo`, unanswered).
 fn moved_off(lab: &FailoverLab, old: usize) -> Option<usize> {
-    poll(Duration::from_secs(5), || {
-        match lab.holders(FIP).as_slice() {
-            [n] if *n != old => Some(*n),
-            _ => None,
+    poll(Duration::from_secs(5), || lab.holder_besides(FIP, old))
+}
+
+/// How a kill trial ends the owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// SIGKILL to the agent alone (its fence guard sees the pipe close).
+    Agent,
+    /// SIGKILL to the agent's process group: agent and fence guard at one instant.
+    Container,
+    /// SIGTERM: the agent hands its floating IPs over.
+    Sigterm,
+}
+
+impl End {
+    fn what(self) -> &'static str {
+        match self {
+            Self::Agent => "kill",
+            Self::Container => "container kill",
+            Self::Sigterm => "sigterm",
         }
-    })
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -176,25 +219,38 @@ struct Trial {
     violation: bool,
 }
 
-fn kill_trials(args: &Args) -> anyhow::Result<Vec<Trial>> {
-    let mut lab = lab("fbk", args)?;
+fn kill_trials(args: &Args, end: End) -> anyhow::Result<Vec<Trial>> {
+    let (tag, count) = match end {
+        End::Agent => ("fbk", args.trials),
+        End::Container => ("fbc", args.container_trials),
+        End::Sigterm => ("fbt", args.sigterm_trials),
+    };
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let mut lab = lab(tag, args)?;
     let mut trials = Vec::new();
-    while trials.len() < args.trials && !STOP.load(Ordering::Relaxed) {
+    while trials.len() < count && !STOP.load(Ordering::Relaxed) {
         let n = trials.len() + 1;
         let old = owner(&lab, Duration::from_secs(15))?;
         let old_mac = lab.mac(old);
         let probe = ArpProbe::start(lab.client(), "eth0", FailoverLab::client_ip(), FIP.parse()?);
         std::thread::sleep(Duration::from_millis(args.lead_ms));
         let t0 = Instant::now();
-        lab.kill_agent(old);
+        match end {
+            End::Agent => lab.kill_agent(old),
+            End::Container => lab.kill_container(old),
+            End::Sigterm => lab.terminate_agent(old),
+        }
         let new = moved_off(&lab, old);
         std::thread::sleep(Duration::from_millis(args.tail_ms));
         let seen = analyse(&probe.stop(), t0, old_mac, None);
         let violation = seen.old_after_new > 0 || seen.dual_before > 0;
         eprintln!(
-            "kill {n}/{}: {} killed; {} answered after {}{}{}",
-            args.trials,
+            "{} {n}/{count}: {} ended; old owner silent after {}; {} answered after {}{}{}",
+            end.what(),
             node_name(old),
+            show(seen.old_last),
             new.map_or_else(|| "nobody".to_owned(), node_name),
             show(seen.moved),
             if seen.baseline {
@@ -311,6 +367,26 @@ fn summary(what: &str, trials: &[Trial]) -> serde_json::Value {
             "min": ms(*min), "mean": ms(mean),
         });
     }
+    // The silent gap per trial: from the old owner's last reply (or t0) to the new owner's first.
+    let mut gaps: Vec<Duration> = trials
+        .iter()
+        .filter_map(|t| {
+            let last = t.seen.old_last.unwrap_or_default();
+            t.seen.moved.map(|m| m.saturating_sub(last))
+        })
+        .collect();
+    gaps.sort();
+    if let Some(max) = gaps.last() {
+        let [p50, p99] = [50.0, 99.0].map(|p| pct(&gaps, p));
+        println!(
+            "  silent gap (old owner's last reply to the new owner's first): p50 {:.1} ms, \
+             p99 {:.1}, max {:.1}",
+            ms(p50),
+            ms(p99),
+            ms(*max)
+        );
+        json["gap_ms"] = serde_json::json!({"p50": ms(p50), "p99": ms(p99), "max": ms(*max)});
+    }
     println!(
         "  violations: {violations}; old owner's last reply at most {} after t0; shortest \
          silence between old and new owner {}; trials without a baseline reply: {no_baseline}",
@@ -320,8 +396,52 @@ fn summary(what: &str, trials: &[Trial]) -> serde_json::Value {
     json
 }
 
+fn sessions(args: &Args) -> anyhow::Result<serde_json::Value> {
+    let dir = tempfile::tempdir()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let f = runtime.block_on(hearth_tests::sessions::run(
+        &hearth_tests::hearth_bin(),
+        dir.path(),
+        args.sessions,
+        args.session_fips,
+        Duration::from_secs(args.session_window_s),
+        args.session_failovers,
+    ))?;
+    println!(
+        "coordinator with {} sessions and {} floating IPs: CPU {:.3} cores, RSS {:.1} MiB; {} \
+         grants, latency p50 {:.2} ms, p99 {:.2}, max {:.2}; failovers (ms, IPs moved): {:?}",
+        f.sessions,
+        f.floating_ips,
+        f.cpu_cores,
+        f.rss_mib,
+        f.grants,
+        f.grant_ms[0],
+        f.grant_ms[1],
+        f.grant_ms[2],
+        f.failover_ms
+            .iter()
+            .zip(&f.moved)
+            .map(|(t, n)| format!("{t:.1}/{n}"))
+            .collect::<Vec<_>>()
+    );
+    Ok(serde_json::to_value(&f)?)
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let scale = if args.sessions > 0 {
+        Some(sessions(&args)?)
+    } else {
+        None
+    };
+    if args.trials + args.container_trials + args.sigterm_trials + args.partition_trials == 0 {
+        if let (true, Some(s)) = (args.json, &scale) {
+            println!("{s:#}");
+        }
+        return Ok(());
+    }
     if !nix::unistd::Uid::effective().is_root() {
         bail!("failover-bench needs root (network namespaces, raw sockets)");
     }
@@ -330,16 +450,23 @@ fn main() -> anyhow::Result<()> {
     }
     eprintln!("hearth binary: {}", hearth_tests::hearth_bin().display());
     catch_signals()?;
-    let kills = kill_trials(&args)?;
-    let (parts, moved_back) = if STOP.load(Ordering::Relaxed) {
+    let kills = kill_trials(&args, End::Agent)?;
+    let containers = kill_trials(&args, End::Container)?;
+    let sigterms = kill_trials(&args, End::Sigterm)?;
+    let (parts, moved_back) = if STOP.load(Ordering::Relaxed) || args.partition_trials == 0 {
         (Vec::new(), 0)
     } else {
         partition_trials(&args)?
     };
     let mut json = serde_json::json!({
         "kill": summary("kill -9 of the owning agent", &kills),
+        "container_kill": summary("kill -9 of the owner's whole process group", &containers),
+        "sigterm": summary("SIGTERM of the owning agent (hand-over)", &sigterms),
     });
     json["partition"] = summary("owner partitioned from the coordinator", &parts);
+    if let Some(s) = scale {
+        json["sessions"] = s;
+    }
     json["partition"]["moved_after_heal"] = moved_back.into();
     println!(
         "  dual answers after the heal: {}; the IP moved again after the heal: {moved_back}",

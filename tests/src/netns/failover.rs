@@ -170,7 +170,62 @@ impl FailoverLab {
             &self.path_str(&format!("{name}.key")),
         ];
         let log = self.path(&format!("{name}.log"));
-        self.agents[i] = Some(self.node(i).spawn_hearth(&args, &log));
+        // Its own process group, like a container: the agent and its fence guard can be
+        // killed at one instant ([`FailoverLab::kill_container`]).
+        let log = std::fs::File::create(log).expect("log file");
+        let child = {
+            use std::os::unix::process::CommandExt as _;
+            self.node(i)
+                .command(crate::hearth_bin())
+                .args(args)
+                .env(
+                    "RUST_LOG",
+                    std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+                )
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(log)
+                .process_group(0)
+                .spawn()
+                .expect("spawning hearth")
+        };
+        self.agents[i] = Some(child);
+    }
+
+    /// Kills node agent `i` and every process it started (its fence guard) with one SIGKILL
+    /// to the process group: what an OOM kill of the container's cgroup does.
+    pub fn kill_container(&mut self, i: usize) {
+        if let Some(mut c) = self.agents[i].take() {
+            if let Ok(pid) = i32::try_from(c.id()) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends node agent `i` SIGTERM (a rolling update) and waits up to 5 s for it to exit
+    /// (then SIGKILL).
+    pub fn terminate_agent(&mut self, i: usize) {
+        if let Some(mut c) = self.agents[i].take() {
+            if let Ok(pid) = i32::try_from(c.id()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if c.try_wait().ok().flatten().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     /// Kills node agent `i` with SIGKILL (its fence guard sees the pipe close).
@@ -196,12 +251,14 @@ impl FailoverLab {
         self.lan.hosts[0].ip(&["route", "del", "blackhole", &format!("{}/32", node_ip(i))]);
     }
 
-    /// The leased (protocol 0x4a) addresses each node holds now, by node index.
+    /// The leased floating IPs each node holds now, by node index: the /32 addresses on `lo`,
+    /// where the agent puts them (it answers ARP for them itself). A node whose every Hearth
+    /// process was killed at once keeps its address there, unanswered, until an agent runs.
     pub fn held(&self) -> Vec<Vec<String>> {
         (0..self.agents.len())
             .map(|i| {
                 self.node(i)
-                    .ip(&["-4", "-o", "addr", "show", "dev", "eth0"])
+                    .ip(&["-4", "-o", "addr", "show", "dev", "lo"])
                     .lines()
                     .filter_map(|l| {
                         let a = l.split(" inet ").nth(1)?.split(' ').next()?;
@@ -221,6 +278,11 @@ impl FailoverLab {
             .filter(|(_, h)| h.iter().any(|a| a == ip))
             .map(|(i, _)| i)
             .collect()
+    }
+
+    /// A node other than `old` holding `ip`, if one does.
+    pub fn holder_besides(&self, ip: &str, old: usize) -> Option<usize> {
+        self.holders(ip).into_iter().find(|n| *n != old)
     }
 
     /// Node `i`'s eth0 MAC.

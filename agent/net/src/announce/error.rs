@@ -50,6 +50,16 @@ pub enum AnnounceError {
         /// The netlink error.
         source: NetlinkError,
     },
+    /// The kernel's own ARP answers for the address could not be suppressed on its interface.
+    #[error("floating IP {ip}: suppressing the kernel's ARP answers on {dev}: {source}")]
+    Suppress {
+        /// The floating IP.
+        ip: IpAddr,
+        /// The interface.
+        dev: String,
+        /// The sysctl error.
+        source: crate::sysctl::SysctlError,
+    },
     /// Opening the raw socket failed.
     #[error("opening a raw packet socket: {0}")]
     Socket(#[source] std::io::Error),

@@ -2,11 +2,17 @@
 //! nodad) with the floating address protocol, sends gratuitous ARP (request and reply) or an
 //! unsolicited NA at once, repeats it on the [`Schedule`] and refreshes it periodically;
 //! [`Announcer::withdraw`] stops that and removes the address. It owns only addresses that
-//! carry [`FLOATING_PROTO`]; it never touches any other address.
+//! carry its protocol ([`FLOATING_PROTO`] or [`LEASED_PROTO`]); it never touches any other.
+//!
+//! With a [`Responder`] ([`Announcer::answering`], the leased floating IPs), the address goes
+//! on `lo` instead, the responder answers ARP and NDP for it on the announce interface, and
+//! every announcement passes the responder's [`Gate`]: nothing of it outlives the process.
 
+pub mod answer;
 mod error;
 pub mod frame;
 mod packet;
+pub mod responder;
 mod sync;
 
 use std::collections::HashMap;
@@ -15,11 +21,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use error::AnnounceError;
-pub use packet::{Frames, PacketSocket};
+pub use packet::{Frames, PacketSocket, ETH_P_ARP, ETH_P_IPV6};
+pub use responder::{Gate, Responder};
 
 use super::model::{Address, AnnouncedIp, Mac, Prefix};
-use super::netlink::{Netlink, Op, Owner};
+use super::netlink::{Netlink, Op, Owner, Seen, SeenLink};
 use super::{FLOATING_PROTO, LEASED_PROTO};
+
+/// Where answered addresses live: the kernel accepts traffic to them but does not answer.
+pub const HOST_DEV: &str = "lo";
 
 /// When announcements go out: at each `burst` offset after the address is added (the first
 /// is normally zero), then every `refresh`.
@@ -67,8 +77,18 @@ fn host(ip: IpAddr, dev: &str) -> Address {
     }
 }
 
+/// `dev`'s index and MAC in one links dump.
+fn resolve(links: &[SeenLink], dev: &str) -> Option<(u32, Mac)> {
+    links
+        .iter()
+        .find(|l| l.link.name == dev)
+        .and_then(|l| Some((l.index, l.link.mac?)))
+}
+
 struct Entry {
     dev: String,
+    /// Where announcements go (resolved in the pass that started them).
+    at: (u32, Mac),
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -79,6 +99,8 @@ pub struct Announcer<N: Netlink + 'static, F: Frames + 'static> {
     schedule: Schedule,
     /// The address protocol it writes and the owner it recognises: floating or leased.
     owner: (u8, Owner),
+    /// Answers for the addresses from this process (they go on [`HOST_DEV`]).
+    responder: Option<Arc<Responder>>,
     active: Mutex<HashMap<IpAddr, Entry>>,
 }
 
@@ -109,6 +131,7 @@ impl<N: Netlink + 'static, F: Frames + 'static> Announcer<N, F> {
             frames,
             schedule,
             owner: (FLOATING_PROTO, Owner::Floating),
+            responder: None,
             active: Mutex::new(HashMap::new()),
         }
     }
@@ -119,6 +142,13 @@ impl<N: Netlink + 'static, F: Frames + 'static> Announcer<N, F> {
         let mut a = Self::new(netlink, frames, schedule);
         a.owner = (LEASED_PROTO, Owner::Leased);
         a
+    }
+
+    /// Puts addresses on [`HOST_DEV`] and lets `responder` answer for them, behind its gate.
+    #[must_use]
+    pub fn answering(mut self, responder: Arc<Responder>) -> Self {
+        self.responder = Some(responder);
+        self
     }
 
     /// The floating IPs being announced.
@@ -139,42 +169,68 @@ impl<N: Netlink + 'static, F: Frames + 'static> Announcer<N, F> {
         v
     }
 
-    async fn link(&self, ip: IpAddr, dev: &str) -> Result<(u32, Mac), AnnounceError> {
-        let links = self
-            .netlink
-            .links()
-            .await
-            .map_err(|source| AnnounceError::Lookup {
-                ip,
-                dev: dev.to_owned(),
-                source,
-            })?;
-        links
-            .into_iter()
-            .find(|l| l.link.name == dev)
-            .and_then(|l| Some((l.index, l.link.mac?)))
-            .ok_or_else(|| AnnounceError::NoDevice {
-                ip,
-                dev: dev.to_owned(),
-            })
+    /// The device the address of a floating IP announced on `dev` goes on.
+    fn host_dev<'a>(&self, dev: &'a str) -> &'a str {
+        if self.responder.is_some() {
+            HOST_DEV
+        } else {
+            dev
+        }
+    }
+
+    fn lookup(ip: IpAddr, dev: &str) -> impl Fn(super::netlink::NetlinkError) -> AnnounceError {
+        let dev = dev.to_owned();
+        move |source| AnnounceError::Lookup {
+            ip,
+            dev: dev.clone(),
+            source,
+        }
     }
 
     /// Adds `ip` on `dev` and announces it now, then on the schedule. Idempotent: a second
     /// call restarts the burst.
     pub async fn announce(&self, ip: IpAddr, dev: &str) -> Result<(), AnnounceError> {
-        self.start(ip, dev, true).await
+        let links = self.netlink.links().await.map_err(Self::lookup(ip, dev))?;
+        let have = self
+            .netlink
+            .addresses()
+            .await
+            .map_err(Self::lookup(ip, dev))?;
+        self.start(ip, dev, true, &links, &have).await
     }
 
-    async fn start(&self, ip: IpAddr, dev: &str, add: bool) -> Result<(), AnnounceError> {
-        let (index, mac) = self.link(ip, dev).await?;
-        let address = host(ip, dev);
-        let op = Op::AddAddress {
-            index,
-            address: address.clone(),
-            proto: self.owner.0,
-            replace: false,
-        };
+    async fn start(
+        &self,
+        ip: IpAddr,
+        dev: &str,
+        add: bool,
+        links: &[SeenLink],
+        have: &[Seen<Address>],
+    ) -> Result<(), AnnounceError> {
+        let (index, mac) = resolve(links, dev).ok_or_else(|| AnnounceError::NoDevice {
+            ip,
+            dev: dev.to_owned(),
+        })?;
+        let host_dev = self.host_dev(dev);
+        let (host_index, _) = links
+            .iter()
+            .find(|l| l.link.name == host_dev)
+            .map(|l| (l.index, ()))
+            .ok_or_else(|| AnnounceError::NoDevice {
+                ip,
+                dev: host_dev.to_owned(),
+            })?;
+        if let Some(r) = &self.responder {
+            r.suppress_kernel(ip, dev)?;
+        }
+        let address = host(ip, host_dev);
         let added = if add {
+            let op = Op::AddAddress {
+                index: host_index,
+                address: address.clone(),
+                proto: self.owner.0,
+                replace: false,
+            };
             self.netlink.write(vec![op]).await.pop()
         } else {
             None
@@ -183,69 +239,52 @@ impl<N: Netlink + 'static, F: Frames + 'static> Announcer<N, F> {
             if e.errno() != Some(libc::EEXIST) {
                 return Err(AnnounceError::AddAddress { ip, source: e });
             }
-            let have = self
-                .netlink
-                .addresses()
-                .await
-                .map_err(|source| AnnounceError::Lookup {
-                    ip,
-                    dev: dev.to_owned(),
-                    source,
-                })?;
             if !have.iter().any(|a| {
-                a.item.prefix == address.prefix && a.item.dev == dev && a.owner == self.owner.1
+                a.item.prefix == address.prefix && a.item.dev == host_dev && a.owner == self.owner.1
             }) {
                 return Err(AnnounceError::Foreign {
                     ip,
-                    dev: dev.to_owned(),
+                    dev: host_dev.to_owned(),
                 });
             }
         }
+        let gate = self.responder.as_ref().map(|r| {
+            r.hold(ip, index, mac);
+            Arc::clone(r.gate())
+        });
         let round = frames(mac, ip);
-        for f in &round {
-            self.frames.send(index, f)?;
+        if gate.as_ref().is_none_or(|g| g.is_open()) {
+            for f in &round {
+                self.frames.send(index, f)?;
+            }
         }
-        let (netlink, sender, schedule, name) = (
-            Arc::clone(&self.netlink),
-            Arc::clone(&self.frames),
-            self.schedule.clone(),
-            dev.to_owned(),
-        );
+        let (sender, schedule) = (Arc::clone(&self.frames), self.schedule.clone());
         let task = tokio::spawn(async move {
             let start = tokio::time::Instant::now();
+            let send = |round: &[Vec<u8>]| {
+                if gate.as_ref().is_none_or(|g| g.is_open()) {
+                    send_round(&*sender, index, round);
+                }
+            };
             for offset in schedule.burst.iter().skip_while(|o| o.is_zero()) {
                 tokio::time::sleep_until(start + *offset).await;
-                send_round(&*sender, index, &round);
+                send(&round);
             }
             let mut next =
                 start + schedule.burst.last().copied().unwrap_or_default() + schedule.refresh;
             loop {
                 tokio::time::sleep_until(next).await;
                 next += schedule.refresh;
-                // Re-resolve: the interface may have been recreated with a new index or MAC.
-                match netlink.links().await {
-                    Ok(links) => match links
-                        .into_iter()
-                        .find(|l| l.link.name == name)
-                        .and_then(|l| Some((l.index, l.link.mac?)))
-                    {
-                        Some((i, m)) => send_round(&*sender, i, &frames(m, ip)),
-                        None => {
-                            tracing::warn!(%ip, dev = %name, "floating IP refresh: device not found")
-                        }
-                    },
-                    Err(e) => tracing::warn!(%ip, "floating IP refresh: {e}"),
-                }
+                send(&round);
             }
         });
         if let Ok(mut active) = self.active.lock() {
-            if let Some(old) = active.insert(
-                ip,
-                Entry {
-                    dev: dev.to_owned(),
-                    task,
-                },
-            ) {
+            let entry = Entry {
+                dev: dev.to_owned(),
+                at: (index, mac),
+                task,
+            };
+            if let Some(old) = active.insert(ip, entry) {
                 old.task.abort();
             }
         }
@@ -255,36 +294,36 @@ impl<N: Netlink + 'static, F: Frames + 'static> Announcer<N, F> {
 
     /// Stops announcing `ip` and removes its address (if it is still the announcer's).
     pub async fn withdraw(&self, ip: IpAddr) -> Result<(), AnnounceError> {
-        let entry = self.active.lock().ok().and_then(|mut a| a.remove(&ip));
-        if let Some(e) = &entry {
-            e.task.abort();
-        }
+        let links = self.netlink.links().await.map_err(Self::lookup(ip, ""))?;
         let have = self
             .netlink
             .addresses()
             .await
-            .map_err(|source| AnnounceError::Lookup {
-                ip,
-                dev: String::new(),
-                source,
-            })?;
-        let links = self
-            .netlink
-            .links()
-            .await
-            .map_err(|source| AnnounceError::Lookup {
-                ip,
-                dev: String::new(),
-                source,
-            })?;
+            .map_err(Self::lookup(ip, ""))?;
+        self.stop(ip, &links, &have).await
+    }
+
+    async fn stop(
+        &self,
+        ip: IpAddr,
+        links: &[SeenLink],
+        have: &[Seen<Address>],
+    ) -> Result<(), AnnounceError> {
+        if let Some(r) = &self.responder {
+            r.release(ip);
+        }
+        let entry = self.active.lock().ok().and_then(|mut a| a.remove(&ip));
+        if let Some(e) = &entry {
+            e.task.abort();
+        }
         let ops: Vec<Op> = have
-            .into_iter()
+            .iter()
             .filter(|a| a.owner == self.owner.1 && a.item.prefix.addr == ip)
             .filter_map(|a| {
                 let index = links.iter().find(|l| l.link.name == a.item.dev)?.index;
                 Some(Op::DeleteAddress {
                     index,
-                    address: a.item,
+                    address: a.item.clone(),
                 })
             })
             .collect();

@@ -1,51 +1,58 @@
 //! Making the announced set equal a wanted list: announce what is missing (or whose
-//! address vanished), withdraw the rest, including floating addresses a previous run left.
+//! address vanished, or whose interface changed index or MAC), withdraw the rest, including
+//! addresses of the announcer's protocol a previous run left. One pass costs one links dump
+//! and one addresses dump, whatever the number of addresses.
 
 use std::net::IpAddr;
 
-use super::{AnnounceError, Announcer, Frames};
-use crate::model::{Address, AnnouncedIp};
-use crate::netlink::{Netlink, Op, Seen};
+use super::{resolve, AnnounceError, Announcer, Frames};
+use crate::model::AnnouncedIp;
+use crate::netlink::{Netlink, Op};
 
 impl<N: Netlink + 'static, F: Frames + 'static> Announcer<N, F> {
     /// Makes the announced set exactly `wanted`: announces what is missing (or whose address
-    /// vanished), withdraws the rest, including floating addresses a previous run left.
+    /// vanished), withdraws the rest, including addresses a previous run left.
     pub async fn sync(&self, wanted: &[AnnouncedIp]) -> Vec<AnnounceError> {
         let mut errors = Vec::new();
-        let have = match self.netlink.addresses().await {
-            Ok(h) => h,
-            Err(source) => {
-                errors.push(AnnounceError::Lookup {
-                    ip: IpAddr::from([0, 0, 0, 0]),
-                    dev: String::new(),
-                    source,
-                });
+        let any = IpAddr::from([0, 0, 0, 0]);
+        let (links, have) = match (self.netlink.links().await, self.netlink.addresses().await) {
+            (Ok(l), Ok(h)) => (l, h),
+            (Err(source), _) | (_, Err(source)) => {
+                errors.push(Self::lookup(any, "")(source));
                 return errors;
             }
         };
-        let active = self.active();
+        let started: Vec<(IpAddr, String, (u32, crate::model::Mac))> = self
+            .active
+            .lock()
+            .map(|a| a.iter().map(|(ip, e)| (*ip, e.dev.clone(), e.at)).collect())
+            .unwrap_or_default();
         for w in wanted {
+            let host_dev = self.host_dev(&w.dev);
             let present = have.iter().any(|a| {
-                a.owner == self.owner.1 && a.item.dev == w.dev && a.item.prefix.addr == w.address
+                a.owner == self.owner.1 && a.item.dev == host_dev && a.item.prefix.addr == w.address
             });
-            if !present || !active.contains(w) {
-                if let Err(e) = self.start(w.address, &w.dev, !present).await {
+            let current = started.iter().any(|(ip, dev, at)| {
+                *ip == w.address && *dev == w.dev && resolve(&links, dev) == Some(*at)
+            });
+            if !present || !current {
+                if let Err(e) = self.start(w.address, &w.dev, !present, &links, &have).await {
                     errors.push(e);
                 }
             }
         }
-        let mut stale: Vec<IpAddr> = active
+        let mut stale: Vec<IpAddr> = started
             .iter()
-            .filter(|a| !wanted.contains(a))
-            .map(|a| a.address)
+            .filter(|(ip, dev, _)| !wanted.iter().any(|w| w.address == *ip && w.dev == *dev))
+            .map(|(ip, ..)| *ip)
             .collect();
         stale.extend(
             have.iter()
                 .filter(|a| {
                     a.owner == self.owner.1
-                        && !wanted
-                            .iter()
-                            .any(|w| w.address == a.item.prefix.addr && w.dev == a.item.dev)
+                        && !wanted.iter().any(|w| {
+                            w.address == a.item.prefix.addr && self.host_dev(&w.dev) == a.item.dev
+                        })
                 })
                 .map(|a| a.item.prefix.addr),
         );
@@ -53,41 +60,29 @@ impl<N: Netlink + 'static, F: Frames + 'static> Announcer<N, F> {
         stale.dedup();
         for ip in stale {
             if wanted.iter().any(|w| w.address == ip) {
-                // Moved to another device: announce() above added the new one; drop the old.
-                self.remove_address_not_on(ip, wanted, &have).await;
+                // Moved to another device: start() above added the new one; drop the old.
+                let ops: Vec<Op> = have
+                    .iter()
+                    .filter(|a| a.owner == self.owner.1 && a.item.prefix.addr == ip)
+                    .filter(|a| {
+                        !wanted
+                            .iter()
+                            .any(|w| w.address == ip && self.host_dev(&w.dev) == a.item.dev)
+                    })
+                    .filter_map(|a| {
+                        Some(Op::DeleteAddress {
+                            index: links.iter().find(|l| l.link.name == a.item.dev)?.index,
+                            address: a.item.clone(),
+                        })
+                    })
+                    .collect();
+                let _ = self.netlink.write(ops).await;
                 continue;
             }
-            if let Err(e) = self.withdraw(ip).await {
+            if let Err(e) = self.stop(ip, &links, &have).await {
                 errors.push(e);
             }
         }
         errors
-    }
-
-    async fn remove_address_not_on(
-        &self,
-        ip: IpAddr,
-        wanted: &[AnnouncedIp],
-        have: &[Seen<Address>],
-    ) {
-        let Ok(links) = self.netlink.links().await else {
-            return;
-        };
-        let ops: Vec<Op> = have
-            .iter()
-            .filter(|a| a.owner == self.owner.1 && a.item.prefix.addr == ip)
-            .filter(|a| {
-                !wanted
-                    .iter()
-                    .any(|w| w.address == ip && w.dev == a.item.dev)
-            })
-            .filter_map(|a| {
-                Some(Op::DeleteAddress {
-                    index: links.iter().find(|l| l.link.name == a.item.dev)?.index,
-                    address: a.item.clone(),
-                })
-            })
-            .collect();
-        let _ = self.netlink.write(ops).await;
     }
 }
