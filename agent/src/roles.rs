@@ -366,9 +366,49 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
     serve::serve(router, listener, &socket).await
 }
 
+/// The coordinator's flags that can be checked without the store: lease timings, the TLS
+/// files (together, readable), plaintext only on loopback, the store's syntax, the config file.
+fn check_coordinator_flags(
+    args: &CoordinatorArgs,
+) -> Result<crate::coordinator::engine::Timing, UsageError> {
+    let timing = crate::coordinator::role::timing(&args.lease)?;
+    let tls = args.tls.files()?;
+    if let Some((ca, cert, key)) = &tls {
+        for (flag, path) in [
+            ("--tls-ca-file", ca),
+            ("--tls-cert-file", cert),
+            ("--tls-key-file", key),
+        ] {
+            std::fs::metadata(path)
+                .map_err(|e| UsageError(format!("{flag} {}: {e}", path.display())))?;
+        }
+    }
+    if let Some(listen) = args.listen {
+        if tls.is_none() && !listen.ip().is_loopback() {
+            return Err(UsageError(format!(
+                "--listen {listen}: plaintext is allowed only on a loopback address; \
+                 give --tls-cert-file, --tls-key-file and --tls-ca-file"
+            )));
+        }
+    }
+    if let Some(spec) = args.store.as_deref() {
+        if spec != "kubernetes" && !spec.starts_with("sqlite:") {
+            return Err(UsageError(format!(
+                "--store {spec}: expected sqlite:PATH or kubernetes"
+            )));
+        }
+    }
+    if let Some(config) = &args.config {
+        crate::coordinator::config::load(config).map_err(|e| UsageError(e.to_string()))?;
+    }
+    Ok(timing)
+}
+
 /// `hearth coordinator`: the coordinator role.
 pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     let socket = serve::parse_endpoint(&args.csi_endpoint)?;
+    // Every flag is checked before the store is taken (and leadership with it).
+    let timing = check_coordinator_flags(&args)?;
     let state_dir = prepare_dir(&args.state_dir, "state directory")?;
     let store =
         crate::coordinator::role::open_store(args.store.as_deref(), &state_dir, &args.namespace)
@@ -376,15 +416,11 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     if let Some(config) = &args.config {
         crate::coordinator::role::apply_config(&*store, config).await?;
     }
-    let timing = crate::coordinator::role::timing(&args.lease)?;
     let id = args.id.clone().unwrap_or_else(hostname);
-    let (engine, bound) =
+    // The agent API logs the address it bound (`agent API listening`), port 0 resolved.
+    let (engine, _bound) =
         crate::coordinator::role::start(Arc::clone(&store), timing, &id, args.listen, &args.tls)
             .await?;
-    if let Some(addr) = bound {
-        // Tests and scripts read the bound port from here (`--listen 127.0.0.1:0`).
-        println!("agent API listening on {addr}");
-    }
     let node_id = args.node_name.clone().unwrap_or_else(hostname);
     let listener = serve::bind(&socket).await?;
     if let Some(addr) = args.status_addr {
