@@ -53,7 +53,7 @@ pub struct Cap {
 pub enum Call {
     /// GetPluginInfo, capabilities, Probe and NodeGetInfo.
     Info,
-    /// CreateVolume.
+    /// CreateVolume; prints `ID BYTES` and `node=NAME` when the volume lives on one node.
     Create {
         /// The volume name.
         name: String,
@@ -78,7 +78,7 @@ pub enum Call {
         /// The volume ID.
         volume_id: String,
     },
-    /// ListVolumes.
+    /// ListVolumes; prints `ID\tBYTES\tCONDITION\tNODE` (`-` when not on one node).
     List,
     /// ControllerExpandVolume, then NodeExpandVolume when --path is given.
     Expand {
@@ -298,7 +298,10 @@ pub async fn run(args: CsiArgs) -> anyhow::Result<()> {
                 .into_inner()
                 .volume
                 .unwrap_or_default();
-            println!("{} {}", v.volume_id, v.capacity_bytes);
+            match placed_on(&v.accessible_topology) {
+                Some(node) => println!("{} {} node={node}", v.volume_id, v.capacity_bytes),
+                None => println!("{} {}", v.volume_id, v.capacity_bytes),
+            }
         }
         Call::Delete { volume_id } => {
             c.controller
@@ -329,10 +332,11 @@ pub async fn run(args: CsiArgs) -> anyhow::Result<()> {
                         }
                     });
                     println!(
-                        "{}\t{}\t{}",
+                        "{}\t{}\t{}\t{}",
                         v.volume_id,
                         v.capacity_bytes,
-                        cond.unwrap_or_default()
+                        cond.unwrap_or_default(),
+                        placed_on(&v.accessible_topology).unwrap_or("-")
                     );
                 }
                 if resp.next_token.is_empty() {
@@ -530,4 +534,14 @@ mod tests {
         assert!(parse_size("x").is_err());
         assert!(parse_size("99999999999Ti").is_err());
     }
+}
+
+/// The node a volume lives on, from its `topology.hearth.dev/node` segment (node-local
+/// backends; LINSTOR volumes are reachable from several nodes and name none).
+fn placed_on(topology: &[hearth_proto::csi::v1::Topology]) -> Option<&str> {
+    let mut nodes = topology
+        .iter()
+        .filter_map(|t| t.segments.get(hearth_csi::TOPOLOGY_NODE_KEY));
+    let first = nodes.next()?;
+    nodes.all(|n| n == first).then_some(first.as_str())
 }

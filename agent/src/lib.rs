@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod cluster_view;
 pub mod coordinator;
 pub mod csi_cmd;
 pub mod health;

@@ -426,6 +426,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     if let Some(addr) = args.status_addr {
         let routes = crate::coordinator::status::CoordinatorRoutes {
             engine: Arc::clone(&engine),
+            store: Arc::clone(&store),
             socket: socket.clone(),
         };
         crate::status::spawn(addr, routes).await?;
