@@ -120,6 +120,10 @@ pub enum Call {
         /// Capability.
         #[command(flatten)]
         cap: Cap,
+        /// Volume context as kubelet passes it from the PersistentVolume, `KEY=VALUE`
+        /// (repeatable; for example `csi.hearth.dev/node=node-a` from `hearth csi create`).
+        #[arg(long = "volume-context", value_name = "KEY=VALUE")]
+        volume_context: Vec<String>,
     },
     /// NodeUnstageVolume.
     Unstage {
@@ -407,12 +411,24 @@ pub async fn run(args: CsiArgs) -> anyhow::Result<()> {
             volume_id,
             staging,
             cap,
+            volume_context,
         } => {
+            let volume_context = volume_context
+                .iter()
+                .map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .ok_or_else(|| {
+                            UsageError(format!("--volume-context {kv}: expected KEY=VALUE"))
+                        })
+                })
+                .collect::<Result<_, _>>()?;
             c.node
                 .node_stage_volume(NodeStageVolumeRequest {
                     volume_id,
                     staging_target_path: staging,
                     volume_capability: Some(capability(&cap)?),
+                    volume_context,
                     ..Default::default()
                 })
                 .await?;

@@ -267,6 +267,19 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
     }
 }
 
+/// The `--node-labels` that are topology (a `topology.` domain, such as
+/// `topology.kubernetes.io/zone` and `/region`): NodeGetInfo reports them, so the CO's
+/// zone-aware provisioning sees the zone the coordinator places by.
+fn topology_segments(
+    labels: &std::collections::BTreeMap<String, String>,
+) -> std::collections::HashMap<String, String> {
+    labels
+        .iter()
+        .filter(|(k, _)| k.split_once('/').is_some_and(|(domain, _)| domain.starts_with("topology.")))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// `hearth node`: the node role.
 pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
     let socket = serve::parse_endpoint(&args.csi_endpoint)?;
@@ -336,14 +349,16 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
             status.storage = Some(("loopfile", Arc::clone(&backend), Arc::new(devices)));
             // The coordinator creates, grows and deletes this node's images over the session.
             local_volumes = Some(backend);
-            let node = node_service(loop_attacher(&state_dir)?, settings)?;
+            let node = node_service(loop_attacher(&state_dir)?, settings)?
+                .with_topology(topology_segments(&labels));
             router.add_service(counted(&csi, NodeServer::new(node)))
         }
         Backend::Linstor => {
             let client = linstor_client(&args.linstor).await?;
             let backend = LinstorBackend::new(client.clone());
             status.storage = Some(("linstor", Arc::new(backend), Arc::new(NoDevices)));
-            let node = node_service(linstor_attacher(client, &args.node_name), settings)?;
+            let node = node_service(linstor_attacher(client, &args.node_name), settings)?
+                .with_topology(topology_segments(&labels));
             router.add_service(counted(&csi, NodeServer::new(node)))
         }
     };

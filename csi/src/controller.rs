@@ -454,11 +454,21 @@ fn paginate<T>(
     Ok((rest, next))
 }
 
+/// The one node all of a volume's topology segments name, if they name one.
+fn single_node(topology: &[std::collections::BTreeMap<String, String>]) -> Option<String> {
+    let mut nodes = topology.iter().map(|t| t.get(crate::TOPOLOGY_NODE_KEY));
+    let first = nodes.next()??;
+    nodes.all(|n| n == Some(first)).then(|| first.clone())
+}
+
 fn to_csi_volume(v: Volume) -> csi::Volume {
+    let volume_context = single_node(&v.topology)
+        .map(|n| HashMap::from([(crate::VOLUME_CONTEXT_NODE_KEY.to_owned(), n)]))
+        .unwrap_or_default();
     csi::Volume {
         capacity_bytes: crate::validate::to_i64(v.capacity_bytes),
         volume_id: v.id,
-        volume_context: HashMap::new(),
+        volume_context,
         content_source: v.source.map(|s| VolumeContentSource {
             r#type: Some(match s {
                 ContentSource::Snapshot(snapshot_id) => {

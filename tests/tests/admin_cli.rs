@@ -94,3 +94,54 @@ fn a_coordinator_logs_each_line_once() {
     let listening = text.matches("agent API listening").count();
     assert_eq!(listening, 1, "logged once:\n{text}");
 }
+
+#[test]
+fn node_get_info_reports_the_zone_of_node_labels() {
+    if !hearth_tests::root_or_skip("node_get_info_reports_the_zone") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(state.join("kubelet")).expect("dirs");
+    let sock = state.join("csi.sock");
+    let endpoint = format!("unix://{}", sock.display());
+    let log = std::fs::File::create(dir.path().join("log")).expect("log");
+    let mut child = Command::new(hearth_bin())
+        .args(["node", "--node-name", "node-z", "--csi-endpoint", &endpoint])
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--kubelet-dir")
+        .arg(state.join("kubelet"))
+        .args([
+            "--node-labels",
+            "topology.kubernetes.io/zone=zone-a,topology.kubernetes.io/region=r1,tier=gold",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawning hearth node");
+    let start = Instant::now();
+    while !sock.exists() && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = Command::new(hearth_bin())
+        .args(["csi", "--endpoint", &endpoint, "info"])
+        .output()
+        .expect("hearth csi info");
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let node = text
+        .lines()
+        .find(|l| l.starts_with("node:"))
+        .unwrap_or_else(|| panic!("a node line: {text}"));
+    for want in [
+        "\"topology.kubernetes.io/zone\": \"zone-a\"",
+        "\"topology.kubernetes.io/region\": \"r1\"",
+        "\"topology.hearth.dev/node\": \"node-z\"",
+    ] {
+        assert!(node.contains(want), "{want} in {node}");
+    }
+    assert!(!node.contains("tier"), "only topology labels: {node}");
+}

@@ -91,11 +91,20 @@ fn hearth_status_shows_a_coordinator_its_nodes_floating_ips_and_volumes() {
         .unwrap_or_else(|| panic!("{id} in {list}"));
     assert!(line.contains(&owner_name), "list names the node: {line}");
 
-    // Staging it on the other node names where it lives.
+    // Staging it on the other node, with the volume context kubelet passes from the PV
+    // (create printed it as node=...), names where it lives.
     let staging = lab.state_dir(&other_name).join("kubelet/staging/x");
+    let context = format!("csi.hearth.dev/node={owner_name}");
     let (ok, out) = lab.csi(
         &other_name,
-        &["stage", &id, "--staging", &staging.display().to_string()],
+        &[
+            "stage",
+            &id,
+            "--staging",
+            &staging.display().to_string(),
+            "--volume-context",
+            &context,
+        ],
     );
     assert!(!ok, "staged on the wrong node: {out}");
     assert!(
