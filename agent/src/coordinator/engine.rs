@@ -52,6 +52,15 @@ impl Default for Timing {
     }
 }
 
+/// Why a floating IP's owner lost it, for the failover log line.
+fn cause(inner: &Inner, node: &str) -> &'static str {
+    match inner.nodes.get(node) {
+        None => "the node has had no session since this coordinator started leading",
+        Some(n) if n.session.is_none() => "the node's session closed, its lease then ended",
+        Some(_) => "the node's lease ended: no report in time",
+    }
+}
+
 /// The message channel to one node's session.
 pub type Outbox = mpsc::Sender<Result<CoordinatorMessage, Status>>;
 
@@ -301,6 +310,18 @@ impl Engine {
         Ok(())
     }
 
+    /// Takes the count of failovers from the store (a restart keeps counting).
+    async fn load_failovers(&self) {
+        match self.store.failovers().await {
+            Ok(Some(n)) => {
+                self.failovers
+                    .fetch_max(n, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("reading the failover count: {e}"),
+        }
+    }
+
     fn owner_alive(&self, inner: &Inner, node: &str, now: Instant) -> bool {
         let hold = self.timing.lease + self.timing.margin;
         match inner.nodes.get(node).and_then(|n| n.last_grant) {
@@ -421,21 +442,36 @@ impl Engine {
     /// latest (the nearest lease end).
     pub async fn tick(&self) -> Option<Instant> {
         let now = Instant::now();
-        let changes = {
+        let (changes, causes) = {
             let inner = self.lock();
-            self.decide(&inner, now)
+            let changes = self.decide(&inner, now);
+            let causes: Vec<&'static str> = changes
+                .iter()
+                .map(|Change::Swap(_, _, old)| old.as_deref().map_or("", |o| cause(&inner, o)))
+                .collect();
+            (changes, causes)
         };
         let mut written = Vec::new();
-        for Change::Swap(expected, state, old) in changes {
+        for (Change::Swap(expected, state, old), cause) in changes.into_iter().zip(causes) {
             match self.store.swap_floating_ip_state(expected, &state).await {
                 Ok(()) => {
-                    if old.is_some() {
+                    let to = state.node.as_deref();
+                    if let Some(from) = &old {
                         self.failovers
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if let Err(e) = self.store.add_failovers(1).await {
+                            tracing::warn!("counting the failover in the store: {e}");
+                        }
+                        tracing::warn!(name = %state.name, address = %state.address, from = %from,
+                            to = to.unwrap_or("no node"), epoch = state.epoch, cause,
+                            "floating IP failover");
+                    } else if let Some(to) = to {
+                        tracing::info!(name = %state.name, address = %state.address, node = to,
+                            epoch = state.epoch, "floating IP assigned");
+                    } else {
+                        tracing::warn!(name = %state.name, address = %state.address,
+                            epoch = state.epoch, "floating IP has no owner: no eligible node");
                     }
-                    tracing::info!(name = %state.name, address = %state.address,
-                        node = state.node.as_deref().unwrap_or("-"), epoch = state.epoch,
-                        "floating IP assigned");
                     written.push(state);
                 }
                 Err(StoreError::Conflict(m)) => {
@@ -576,6 +612,7 @@ impl Engine {
                 let now_leading = self.lead().await;
                 if now_leading && !leading {
                     last_reload = Instant::now() - Duration::from_secs(3600);
+                    self.load_failovers().await;
                 }
                 leading = now_leading;
             }

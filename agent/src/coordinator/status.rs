@@ -35,7 +35,8 @@ pub struct CoordinatorStatus {
     pub leader: bool,
     /// Agent version.
     pub version: &'static str,
-    /// Floating IPs moved off a node whose lease ended, since start.
+    /// Floating IPs moved off a node whose lease ended: over the store's life with SQLite
+    /// (a restart keeps counting), since this replica led with `--store kubernetes`.
     pub failovers: u64,
     /// The nodes that have opened a session since start.
     pub nodes: Vec<NodeView>,
