@@ -55,7 +55,21 @@ pub fn parse(text: &str) -> Result<NetworkFile, SpecError> {
         serde_yaml_ng::from_str(text).map_err(|e| SpecError::Parse(e.to_string()))?;
     let file = file.unwrap_or_default();
     validate::check(&file)?;
+    if file.ovn.is_some() {
+        // The `ovn:` section is kept as a value for the OVN configuration; its shape is
+        // checked here, against the text, so a bad value names its field and line
+        // (`ovn.encapIP: invalid IP address syntax at line 12 column 12`).
+        serde_yaml_ng::from_str::<OvnShape>(text).map_err(|e| SpecError::Parse(e.to_string()))?;
+    }
     Ok(file)
+}
+
+/// Only the `ovn:` section, typed (the other sections are ignored here).
+#[derive(Deserialize)]
+struct OvnShape {
+    #[serde(default)]
+    #[allow(dead_code)] // read only for its errors
+    ovn: Option<crate::ovn::OvnSpec>,
 }
 
 /// Missing and `null` both mean empty.
