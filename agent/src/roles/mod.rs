@@ -238,6 +238,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         coordinator: session,
         network: None,
         ovn: None,
+        network_file: None,
         drbd: false,
         storage: None,
     };
@@ -337,6 +338,7 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
         coordinator: None,
         network,
         ovn,
+        network_file: args.network.clone(),
         drbd: args.backend == Backend::Linstor,
         storage: None,
     };
