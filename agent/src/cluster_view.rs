@@ -213,7 +213,11 @@ pub fn render(doc: &CoordinatorDoc, wide: bool) -> String {
     let failing: Vec<&ClusterCheck> = checks.iter().filter(|c| !c.ok).collect();
     out.push_str("\nCHECKS\n");
     if failing.is_empty() {
-        let _ = writeln!(out, "  ✓ {} node(s), all connected, healthy and leased", doc.nodes.len());
+        let _ = writeln!(
+            out,
+            "  ✓ {} node(s), all connected, healthy and leased",
+            doc.nodes.len()
+        );
     }
     for c in &failing {
         let _ = writeln!(out, "  ✗ {}: {}", c.name, c.reason);
@@ -243,7 +247,11 @@ pub fn render(doc: &CoordinatorDoc, wide: bool) -> String {
             out,
             "  {mark} {:<24} {:<13} {health:<9} {:<6} {:>4} {:<12}",
             n.name,
-            if n.connected { "connected" } else { "disconnected" },
+            if n.connected {
+                "connected"
+            } else {
+                "disconnected"
+            },
             if n.lease_valid { "valid" } else { "ended" },
             n.floating_ips,
             ago(now, n.snapshot_unix)
@@ -351,13 +359,25 @@ mod tests {
     fn a_disconnected_node_is_not_shown_healthy_and_says_what_to_look_at() {
         let text = render(&doc(), false);
         let row = text.lines().find(|l| l.contains("✗ node-b")).unwrap();
-        assert!(row.contains("disconnected") && row.contains("unknown"), "{row}");
+        assert!(
+            row.contains("disconnected") && row.contains("unknown"),
+            "{row}"
+        );
         assert!(!row.contains("healthy"), "{row}");
         assert!(row.contains("30s ago"), "{row}");
         assert!(text.contains("✗ node node-b: no session"), "{text}");
         assert!(text.contains("✗ volume vol-1: held by node-b"), "{text}");
         assert!(text.contains("→ is the agent on node-b running?"), "{text}");
-        for h in ["NODE", "SESSION", "HEALTH", "LEASE", "FLOATING IP", "OWNER", "EPOCH", "VOLUME"] {
+        for h in [
+            "NODE",
+            "SESSION",
+            "HEALTH",
+            "LEASE",
+            "FLOATING IP",
+            "OWNER",
+            "EPOCH",
+            "VOLUME",
+        ] {
             assert!(text.contains(h), "{h}: {text}");
         }
     }
@@ -366,7 +386,9 @@ mod tests {
     fn an_unowned_floating_ip_fails_on_the_leader_only() {
         let mut d = doc();
         d.floating_ips[0].node = None;
-        assert!(checks(&d).iter().any(|c| c.name == "floating IP web" && !c.ok));
+        assert!(checks(&d)
+            .iter()
+            .any(|c| c.name == "floating IP web" && !c.ok));
         d.leader = false;
         assert!(!checks(&d).iter().any(|c| c.name == "floating IP web"));
     }

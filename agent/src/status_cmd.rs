@@ -117,7 +117,9 @@ pub async fn run(args: StatusArgs) -> Result<(), StatusCmdError> {
     let failing = if doc.get("role").and_then(serde_json::Value::as_str) == Some("coordinator") {
         let c: CoordinatorDoc = serde_json::from_value(doc)
             .map_err(|e| answer(format!("not a coordinator's status: {e}")))?;
-        print_as(args.output, body, || cluster_view::render(&c, args.output == Output::Wide));
+        print_as(args.output, body, || {
+            cluster_view::render(&c, args.output == Output::Wide)
+        });
         cluster_view::checks(&c)
             .into_iter()
             .filter(|c| !c.ok)
@@ -126,7 +128,9 @@ pub async fn run(args: StatusArgs) -> Result<(), StatusCmdError> {
     } else {
         let snap: Snapshot = serde_json::from_value(doc)
             .map_err(|e| answer(format!("not a node's or a coordinator's status: {e}")))?;
-        print_as(args.output, body, || text::render(&snap, args.output == Output::Wide));
+        print_as(args.output, body, || {
+            text::render(&snap, args.output == Output::Wide)
+        });
         crate::health::checks::not_ready(&snap)
             .into_iter()
             .map(|c| c.name.clone())

@@ -58,7 +58,10 @@ fn a_bad_coordinator_flag_exits_2_before_the_store_is_taken() {
         assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
         assert!(err.contains(says), "{extra:?}: {err}");
         assert!(!err.contains("leading"), "{extra:?} took the store: {err}");
-        assert!(!err.contains('\u{1b}'), "{extra:?}: colour codes in a pipe: {err}");
+        assert!(
+            !err.contains('\u{1b}'),
+            "{extra:?}: colour codes in a pipe: {err}"
+        );
         assert!(
             !dir.path().join("coordinator.db").exists(),
             "{extra:?} created the store"

@@ -141,7 +141,7 @@ fn hearth_status_shows_a_coordinator_its_nodes_floating_ips_and_volumes() {
     assert!(
         FailoverLab::wait_for(Duration::from_secs(10), || (lab.holders(FIP)
             == vec![1 - fip_owner])
-            .then_some(()))
+        .then_some(()))
         .is_some(),
         "{FIP} moved"
     );
@@ -178,7 +178,10 @@ fn hearth_status_shows_a_coordinator_its_nodes_floating_ips_and_volumes() {
     // Point 9: logs in a file carry no colour codes, no `node="-"`, and no error text twice.
     for name in ["coordinator-1", "coordinator-2", "node-a", "node-b"] {
         let log = lab.log(name);
-        assert!(!log.contains('\u{1b}'), "{name}: ANSI codes in a file:\n{log}");
+        assert!(
+            !log.contains('\u{1b}'),
+            "{name}: ANSI codes in a file:\n{log}"
+        );
         assert!(!log.contains("node=\"-\""), "{name}: node=\"-\":\n{log}");
     }
     // Best effort: the image goes with the lab's directory; the owner may still be

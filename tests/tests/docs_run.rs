@@ -147,7 +147,8 @@ fn doc_files() -> Vec<PathBuf> {
 
 #[test]
 fn fences_parse_with_their_attributes() {
-    let md = "x\n```sh background wait=/a/b\nhearth dev\n```\n  ```yaml file=f.yaml\n  a: 1\n  ```\n";
+    let md =
+        "x\n```sh background wait=/a/b\nhearth dev\n```\n  ```yaml file=f.yaml\n  a: 1\n  ```\n";
     let b = blocks(md);
     assert_eq!(b.len(), 2);
     assert!(b[0].has("background"));

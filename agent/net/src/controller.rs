@@ -292,6 +292,9 @@ mod warned_tests {
         }
         assert!(w.fresh("! link x is foreign", t0 + REWARN));
         w.keep_only(&[]);
-        assert!(w.fresh("! link x is foreign", t0 + REWARN + Duration::from_millis(1)));
+        assert!(w.fresh(
+            "! link x is foreign",
+            t0 + REWARN + Duration::from_millis(1)
+        ));
     }
 }

@@ -332,7 +332,9 @@ mod ovn_tests {
             ovn: Some(Section {
                 state: SectionState::Ok,
                 reason: None,
-                data: Some(serde_json::json!({ "gatewayReachable": notes.is_empty(), "notes": notes })),
+                data: Some(
+                    serde_json::json!({ "gatewayReachable": notes.is_empty(), "notes": notes }),
+                ),
             }),
             ..Snapshot::default()
         }
@@ -342,14 +344,23 @@ mod ovn_tests {
     fn a_join_gateway_without_a_router_is_advisory_not_a_readiness_failure() {
         let mut snap = with_ovn(&["no complete neighbour entry for 100.64.0.1 on ovn0 yet"]);
         snap.checks = super::evaluate(&snap, std::path::Path::new("/"), std::path::Path::new("/"));
-        let gw = snap.checks.iter().find(|c| c.name == "ovn_gateway").unwrap();
+        let gw = snap
+            .checks
+            .iter()
+            .find(|c| c.name == "ovn_gateway")
+            .unwrap();
         assert!(!gw.ok && !gw.required, "{gw:?}");
-        assert!(super::not_ready(&snap).iter().all(|c| c.name != "ovn" && c.name != "ovn_gateway"));
+        assert!(super::not_ready(&snap)
+            .iter()
+            .all(|c| c.name != "ovn" && c.name != "ovn_gateway"));
     }
 
     #[test]
     fn the_ovn_section_has_a_section_up_series() {
         let text = crate::health::metrics::render(Arc::new(with_ovn(&[])), Default::default());
-        assert!(text.contains("hearth_section_up{section=\"ovn\"} 1"), "{text}");
+        assert!(
+            text.contains("hearth_section_up{section=\"ovn\"} 1"),
+            "{text}"
+        );
     }
 }

@@ -87,8 +87,7 @@ pub async fn spawn_status(plan: StatusPlan, csi: Arc<CsiRecorder>) -> anyhow::Re
             Arc::new(crate::health::ovn::OvsdbOvn {
                 spec,
                 file: plan.network_file.clone(),
-            })
-                as Arc<dyn crate::health::ovn::OvnSource>
+            }) as Arc<dyn crate::health::ovn::OvnSource>
         }),
         node: Arc::new(ProcNode),
         csi: Arc::clone(&csi),

@@ -280,7 +280,10 @@ fn topology_segments(
 ) -> std::collections::HashMap<String, String> {
     labels
         .iter()
-        .filter(|(k, _)| k.split_once('/').is_some_and(|(domain, _)| domain.starts_with("topology.")))
+        .filter(|(k, _)| {
+            k.split_once('/')
+                .is_some_and(|(domain, _)| domain.starts_with("topology."))
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }

@@ -143,7 +143,9 @@ mod tests {
     #[test]
     fn mtu_overhead_by_underlay_family() {
         assert_eq!(
-            overlay_mtu(&spec("{systemId: a, remote: 'tcp:10.0.0.1:6642', encapIP: 10.0.0.1}")),
+            overlay_mtu(&spec(
+                "{systemId: a, remote: 'tcp:10.0.0.1:6642', encapIP: 10.0.0.1}"
+            )),
             1450
         );
         assert_eq!(

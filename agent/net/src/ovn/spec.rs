@@ -374,11 +374,16 @@ mod tests {
     #[test]
     fn the_join_gateway_lies_on_the_join_network() {
         let join = |a: &str, g: &str| {
-            parse(&format!(", join: {{mac: '0a:00:00:64:00:02', address: {a}, gateway: {g}}}"))
+            parse(&format!(
+                ", join: {{mac: '0a:00:00:64:00:02', address: {a}, gateway: {g}}}"
+            ))
         };
         join("100.64.0.2/16", "100.64.0.1").unwrap();
         let e = join("100.64.0.2", "100.64.0.1").unwrap_err();
-        assert!(e.starts_with("ovn.join.address: 100.64.0.2/32 has no room"), "{e}");
+        assert!(
+            e.starts_with("ovn.join.address: 100.64.0.2/32 has no room"),
+            "{e}"
+        );
         let e = join("100.64.0.2/16", "100.65.0.1").unwrap_err();
         assert!(e.starts_with("ovn.join.gateway: 100.65.0.1 is not"), "{e}");
         let e = join("100.64.0.2/16", "100.64.0.2").unwrap_err();
