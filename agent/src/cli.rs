@@ -69,11 +69,11 @@ pub struct TlsArgs {
 
 impl TlsArgs {
     /// The three files, all or none.
-    pub fn files(&self) -> Result<Option<(PathBuf, PathBuf, PathBuf)>, crate::UsageError> {
+    pub fn files(&self) -> Result<Option<(PathBuf, PathBuf, PathBuf)>, crate::error::UsageError> {
         match (&self.tls_ca_file, &self.tls_cert_file, &self.tls_key_file) {
             (None, None, None) => Ok(None),
             (Some(ca), Some(cert), Some(key)) => Ok(Some((ca.clone(), cert.clone(), key.clone()))),
-            _ => Err(crate::UsageError(
+            _ => Err(crate::error::UsageError(
                 "--tls-ca-file, --tls-cert-file and --tls-key-file go together".into(),
             )),
         }

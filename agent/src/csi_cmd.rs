@@ -15,7 +15,7 @@ use hearth_proto::csi::v1::volume_content_source::{
 use hearth_proto::csi::v1::*;
 
 use crate::client;
-use crate::UsageError;
+use crate::error::UsageError;
 
 /// Flags of `hearth csi`.
 #[derive(Debug, Args)]

@@ -11,8 +11,8 @@ fn main() -> ExitCode {
     match hearth_agent::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("hearth: {}", hearth_agent::error_text(err.as_ref()));
-            ExitCode::from(hearth_agent::exit_code(&err))
+            eprintln!("hearth: {}", hearth_agent::error::error_text(err.as_ref()));
+            ExitCode::from(hearth_agent::error::exit_code(&err))
         }
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use crate::UsageError;
+use crate::error::UsageError;
 use hearth_net::announce::{Announcer, PacketSocket, Schedule};
 use hearth_net::apply::converge;
 use hearth_net::controller::{self, ControllerError, Options};
@@ -113,9 +113,7 @@ async fn apply(args: ApplyArgs) -> anyhow::Result<()> {
         hearth_net::ovn::apply::for_network_file(&mut file, args.dry_run, Duration::from_secs(10))
             .await
             .map_err(|e| match e {
-                e @ hearth_net::ovn::OvnError::Spec { .. } => {
-                    usage(&args.file, SpecError::Parse(e.to_string()))
-                }
+                hearth_net::ovn::OvnError::Spec(e) => usage(&args.file, e),
                 e => e.into(),
             })?;
     let desired = render(&file);

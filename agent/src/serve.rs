@@ -10,7 +10,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::server::Router;
 
-use crate::UsageError;
+use crate::error::UsageError;
 
 /// Parses a CSI endpoint: `unix:///path`, `unix:/path` or a plain absolute path.
 pub fn parse_endpoint(endpoint: &str) -> Result<PathBuf, UsageError> {

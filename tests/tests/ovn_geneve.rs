@@ -170,7 +170,7 @@ fn two_chassis_ping_over_geneve() {
     assert!(ping(&a, "100.64.0.1"), "ping the join gateway");
     let spec_text = std::fs::read_to_string(lab.dir().join("node-a.yaml")).unwrap();
     let file = hearth_net::spec::parse(&spec_text).unwrap();
-    let spec = hearth_net::ovn::OvnSpec::from_yaml(file.ovn.as_ref().unwrap()).unwrap();
+    let spec = file.ovn.unwrap();
     let view = IpView(a.clone());
     let health = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -84,39 +84,73 @@ fn sysctl_drift(desired: &Desired, sysctls: &dyn Sysctls) -> bool {
         .any(|s| sysctls.read(&s.path).ok().as_deref() != Some(s.value.as_str()))
 }
 
-/// The rendered file, and its `ovn:` section (whose netlink part is merged into the render).
-fn load(path: &Path) -> Result<(Desired, Option<OvnSpec>), ControllerError> {
+/// A network file read, checked and rendered once: what the passes converge to.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The render, with the `ovn:` section's netlink part merged in.
+    pub desired: Desired,
+    /// The `ovn:` section.
+    pub ovn: Option<OvnSpec>,
+    /// The file's mtime when it was read (a later change reloads it).
+    modified: Option<SystemTime>,
+}
+
+/// Reads, checks and renders the file at `path`; the `ovn:` section's netlink part is merged
+/// into the render, and its certificate files are read once (fail fast on unreadable ones).
+pub fn load(path: &Path) -> Result<Loaded, ControllerError> {
     let err = |source| ControllerError::Load {
         path: path.to_owned(),
         source,
     };
+    let modified = mtime(path);
     let mut file = spec::load(path).map_err(err)?;
-    let ovn = match &file.ovn {
-        Some(v) => Some(OvnSpec::from_yaml(v).map_err(|e| err(SpecError::Parse(e.to_string())))?),
-        None => None,
-    };
+    let ovn = file.ovn.clone();
     if let Some(o) = &ovn {
         // Fail fast (at startup, and a reload keeps the old file) on unreadable certificates.
-        o.tls().map_err(|e| err(SpecError::Parse(e.to_string())))?;
+        o.tls().map_err(err)?;
         crate::ovn::netfile::merge(o, &mut file);
     }
-    Ok((render(&file), ovn))
+    Ok(Loaded {
+        desired: render(&file),
+        ovn,
+        modified,
+    })
 }
 
 /// Runs until SIGTERM/SIGINT in the current network namespace. When it fails, the progress
 /// handle says it stopped, so readiness fails at once rather than when the last pass ages.
 pub async fn run(path: PathBuf, opts: Options) -> Result<(), ControllerError> {
+    match load(&path) {
+        Ok(first) => run_loaded(path, first, opts).await,
+        Err(e) => {
+            if let Some(p) = &opts.progress {
+                p.stopped(e.to_string());
+            }
+            Err(e)
+        }
+    }
+}
+
+/// [`run`] with the file already loaded (by the caller, to fail fast on a bad file).
+pub async fn run_loaded(
+    path: PathBuf,
+    first: Loaded,
+    opts: Options,
+) -> Result<(), ControllerError> {
     let progress = opts.progress.clone();
-    let result = run_loop(path, opts).await;
+    let result = run_loop(path, first, opts).await;
     if let (Err(e), Some(p)) = (&result, progress) {
         p.stopped(e.to_string());
     }
     result
 }
 
-async fn run_loop(path: PathBuf, opts: Options) -> Result<(), ControllerError> {
-    let (mut desired, mut ovn) = load(&path)?;
-    let mut stamp = mtime(&path);
+async fn run_loop(path: PathBuf, first: Loaded, opts: Options) -> Result<(), ControllerError> {
+    let Loaded {
+        mut desired,
+        mut ovn,
+        modified: mut stamp,
+    } = first;
     let netlink = Arc::new(RtNetlink::open()?);
     let sysctls = ProcSys::default();
     let announcer = Announcer::new(
@@ -223,10 +257,10 @@ impl Warned {
 
 fn reload(path: &Path, desired: &mut Desired, ovn: &mut Option<OvnSpec>) -> bool {
     match load(path) {
-        Ok((d, o)) => {
+        Ok(l) => {
             tracing::info!(file = %path.display(), "network file reloaded");
-            *desired = d;
-            *ovn = o;
+            *desired = l.desired;
+            *ovn = l.ovn;
             true
         }
         Err(e) => {

@@ -32,7 +32,6 @@ impl OvsdbOvn {
             .as_deref()
             .and_then(|f| hearth_net::spec::load(f).ok())
             .and_then(|n| n.ovn)
-            .and_then(|v| OvnSpec::from_yaml(&v).ok())
             .unwrap_or_else(|| self.spec.clone())
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::cli::{LeaseArgs, TlsArgs};
-use crate::UsageError;
+use crate::error::UsageError;
 use hearth_coordinator::engine::{Engine, Timing};
 use hearth_coordinator::server::{self, TlsFiles};
 use hearth_coordinator::store::sqlite::SqliteStore;

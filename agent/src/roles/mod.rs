@@ -35,11 +35,11 @@ use tonic::transport::Server;
 
 use crate::cli::{Backend, CoordinatorArgs, DevArgs, LinstorArgs, NodeArgs};
 use crate::endpoints::LocalReadiness;
+use crate::error::UsageError;
 use crate::health::csi_ops::CsiRecorder;
 use crate::health::storage::{DeviceMap, LoopDevices, NoDevices};
 use crate::roles::health::{counted, spawn_status, StatusPlan};
 use crate::serve;
-use crate::UsageError;
 
 /// How long NodeStage waits for a DRBD device to appear with current data.
 const DEVICE_WAIT: Duration = Duration::from_secs(60);
@@ -300,12 +300,11 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
         // Fail fast on a file that does not parse, then keep it converged in the background.
         let bad =
             |e: &dyn std::fmt::Display| UsageError(format!("--network {}: {e}", file.display()));
-        let parsed = hearth_net::spec::load(&file).map_err(|e| bad(&e))?;
-        if let Some(section) = &parsed.ovn {
-            let spec = hearth_net::ovn::OvnSpec::from_yaml(section).map_err(|e| bad(&e))?;
-            spec.tls().map_err(|e| bad(&e))?; // unreadable ovsdbTLS files
-            ovn = Some(spec);
-        }
+        let loaded = hearth_net::controller::load(&file).map_err(|e| match e {
+            hearth_net::controller::ControllerError::Load { source, .. } => bad(&source),
+            other => bad(&other),
+        })?;
+        ovn = loaded.ovn.clone();
         let progress = hearth_net::progress::NetProgress::default();
         network = Some(progress.clone());
         let opts = hearth_net::controller::Options {
@@ -313,7 +312,7 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
             ..Default::default()
         };
         tokio::spawn(async move {
-            if let Err(e) = hearth_net::controller::run(file, opts).await {
+            if let Err(e) = hearth_net::controller::run_loaded(file, loaded, opts).await {
                 tracing::error!("network reconciler stopped: {e}");
             }
         });

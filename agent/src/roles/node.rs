@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use crate::cli::TlsArgs;
+use crate::error::UsageError;
 use crate::node::fence::FenceGuard;
 use crate::node::lease::{self, LeaseHolder};
 use crate::node::session::{self, ReportSource, SessionConfig, SessionStatus, TlsFiles};
-use crate::UsageError;
 use hearth_net::announce::{Announcer, PacketSocket, Schedule};
 use hearth_net::netlink::RtNetlink;
 use hearth_proto::hearth::v1::Capacity;

@@ -92,10 +92,9 @@ pub async fn for_network_file(
     dry_run: bool,
     wait: std::time::Duration,
 ) -> Result<Vec<String>, OvnError> {
-    let Some(section) = &file.ovn else {
+    let Some(spec) = file.ovn.clone() else {
         return Ok(vec![]);
     };
-    let spec = OvnSpec::from_yaml(section)?;
     let actions = node_pass(&spec, dry_run, wait).await?;
     super::netfile::merge(&spec, file);
     Ok(actions.iter().map(describe).collect())

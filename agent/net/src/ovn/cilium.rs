@@ -137,7 +137,7 @@ mod tests {
     }
 
     fn spec(y: &str) -> OvnSpec {
-        OvnSpec::from_yaml(&serde_yaml_ng::from_str(y).unwrap()).unwrap()
+        crate::spec::ovn_section(y).unwrap()
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! other key, bridge, port or interface. The join interface's address, routes and sysctls are
 //! handed to the netlink reconciler ([`netfile`]), never written here.
 //!
-//! Flow: [`spec`] parses, [`render`] builds [`render::Desired`] (pure), [`reconcile`] diffs it
+//! Flow: [`crate::spec`] parses the section with the rest of the file ([`OvnSpec`]), [`render`] builds [`render::Desired`] (pure), [`reconcile`] diffs it
 //! with what [`crate::ovsdb::tables::read`] observed and turns the difference into one OVSDB
 //! transaction. [`cilium`] checks the MTU and sysctls, [`health`] reports the chassis state.
 
@@ -17,9 +17,8 @@ pub mod health;
 pub mod netfile;
 pub mod reconcile;
 pub mod render;
-pub mod spec;
 
-pub use spec::{JoinSpec, OvnSpec, TlsSpec};
+pub use crate::spec::{JoinSpec, OvnSpec, TlsSpec};
 
 /// The external_ids key that marks a row as Hearth's.
 pub const MANAGED_KEY: &str = "hearth-managed";
@@ -27,14 +26,9 @@ pub const MANAGED_KEY: &str = "hearth-managed";
 /// Why configuring OVN failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OvnError {
-    /// The `ovn:` section is invalid.
-    #[error("{field}: {message}")]
-    Spec {
-        /// The field, like `ovn.join.gateway`.
-        field: String,
-        /// What is wrong.
-        message: String,
-    },
+    /// The `ovn:` section's certificate files could not be read (the field names the key).
+    #[error(transparent)]
+    Spec(#[from] crate::spec::SpecError),
     /// Connecting to the local OVSDB failed.
     #[error("connecting to {endpoint}: {source}")]
     Connect {

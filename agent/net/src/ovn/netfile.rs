@@ -58,7 +58,7 @@ mod tests {
     fn join_address_routes_and_sysctls() {
         let y = "{systemId: a, remote: 'tcp:10.0.0.1:6642', encapIP: 10.0.0.1, datapathType: netdev, podCIDRs: [10.244.0.0/16], \
                  join: {mac: '0a:00:00:00:00:01', address: 100.64.0.2/16, gateway: 100.64.0.1}}";
-        let s = OvnSpec::from_yaml(&serde_yaml_ng::from_str(y).unwrap()).unwrap();
+        let s = crate::spec::ovn_section(y).unwrap();
         let mut f = NetworkFile::default();
         merge(&s, &mut f);
         assert_eq!(f.addresses.len(), 1);

@@ -6,7 +6,7 @@ fn example() -> Desired {
     let y = "{systemId: node-a, remote: 'tcp:10.0.0.1:6642', encapIP: 10.0.0.11, datapathType: netdev, \
              bridgeMappings: {physnet1: br-ext}, uplinks: {br-ext: eth1}, \
              join: {mac: '0a:00:00:64:00:02', address: 100.64.0.2/16, gateway: 100.64.0.1, mtu: 1400}}";
-    render(&crate::ovn::OvnSpec::from_yaml(&serde_yaml_ng::from_str(y).unwrap()).unwrap())
+    render(&crate::spec::ovn_section(y).unwrap())
 }
 
 fn ids(kv: &[(&str, &str)]) -> BTreeMap<String, String> {

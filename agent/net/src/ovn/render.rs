@@ -161,7 +161,7 @@ join: {name: ovn0, mac: "0a:00:00:64:00:02", address: 100.64.0.2/16, gateway: 10
 podCIDRs: [10.244.0.0/16]
 serviceCIDRs: [10.96.0.0/12]
 "#;
-        OvnSpec::from_yaml(&serde_yaml_ng::from_str(y).unwrap()).unwrap()
+        crate::spec::ovn_section(y).unwrap()
     }
 
     #[test]
@@ -204,11 +204,7 @@ serviceCIDRs: [10.96.0.0/12]
 
     #[test]
     fn invalid_sections_name_the_field() {
-        let bad = |y: &str| {
-            OvnSpec::from_yaml(&serde_yaml_ng::from_str(y).unwrap())
-                .unwrap_err()
-                .to_string()
-        };
+        let bad = |y: &str| crate::spec::ovn_section(y).unwrap_err().to_string();
         assert!(bad(
             "{systemId: a, remote: 'tcp:10.0.0.1:6642', encapIP: 1.2.3.4, datapathType: dpdk}"
         )

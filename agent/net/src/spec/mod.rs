@@ -3,6 +3,7 @@
 //!
 //! The keys of the contract in DESIGN.md are fixed here; new keys may be added.
 
+mod ovn;
 mod scalars;
 mod validate;
 
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer};
 
 use super::model::{IfName, Mac, Prefix};
+pub use ovn::{JoinSpec, OvnSpec, TlsSpec};
 pub use scalars::{Dst, FwMark, SysctlValue};
 pub(crate) use validate::{interface_sysctl_path, sysctl_path};
 
@@ -55,21 +57,18 @@ pub fn parse(text: &str) -> Result<NetworkFile, SpecError> {
         serde_yaml_ng::from_str(text).map_err(|e| SpecError::Parse(e.to_string()))?;
     let file = file.unwrap_or_default();
     validate::check(&file)?;
-    if file.ovn.is_some() {
-        // The `ovn:` section is kept as a value for the OVN configuration; its shape is
-        // checked here, against the text, so a bad value names its field and line
-        // (`ovn.encapIP: invalid IP address syntax at line 12 column 12`).
-        serde_yaml_ng::from_str::<OvnShape>(text).map_err(|e| SpecError::Parse(e.to_string()))?;
+    if let Some(o) = &file.ovn {
+        o.check()?;
     }
     Ok(file)
 }
 
-/// Only the `ovn:` section, typed (the other sections are ignored here).
-#[derive(Deserialize)]
-struct OvnShape {
-    #[serde(default)]
-    #[allow(dead_code)] // read only for its errors
-    ovn: Option<crate::ovn::OvnSpec>,
+/// Parses `y` as the `ovn:` section of an otherwise empty network file.
+#[cfg(test)]
+pub(crate) fn ovn_section(y: &str) -> Result<OvnSpec, SpecError> {
+    let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(y).expect("YAML");
+    let file = serde_yaml_ng::to_string(&BTreeMap::from([("ovn", value)])).expect("YAML");
+    Ok(parse(&file)?.ovn.expect("an ovn section"))
 }
 
 /// Missing and `null` both mean empty.
@@ -107,9 +106,10 @@ pub struct NetworkFile {
     /// Floating IPs announced with gratuitous ARP / unsolicited NA.
     #[serde(default, deserialize_with = "null_default", rename = "floatingIPs")]
     pub floating_ips: Vec<FloatingIpSpec>,
-    /// OVN settings: read by the OVN node configuration, not by the netlink reconciler.
+    /// OVN settings: applied by the OVN node configuration ([`crate::ovn`]), whose netlink
+    /// part ([`crate::ovn::netfile::merge`]) is added to the file before its render.
     #[serde(default)]
-    pub ovn: Option<serde_yaml_ng::Value>,
+    pub ovn: Option<OvnSpec>,
 }
 
 /// Link kinds of the file.

@@ -1,5 +1,6 @@
-//! The `ovn:` section of the node network file: its serde shape, defaults and checks. Reads
-//! text only, except [`OvnSpec::tls`], which reads the certificate files it names.
+//! The `ovn:` section of the node network file: its serde shape, defaults and checks, run by
+//! [`super::parse`] with the rest of the file. Reads text only, except [`OvnSpec::tls`], which
+//! reads the certificate files it names.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -7,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::OvnError;
+use super::SpecError;
 use crate::model::{IfName, Mac, Prefix};
 
 /// The `ovn:` section. Keys of DESIGN.md's contract plus optional ones with defaults.
@@ -87,9 +88,9 @@ pub struct TlsSpec {
 }
 
 impl TlsSpec {
-    fn files(&self) -> Result<crate::ovsdb::TlsFiles, OvnError> {
+    fn files(&self) -> Result<crate::ovsdb::TlsFiles, SpecError> {
         let need = |v: &Option<PathBuf>, key: &str| {
-            v.clone().ok_or_else(|| OvnError::Spec {
+            v.clone().ok_or_else(|| SpecError::Validate {
                 field: format!("ovn.ovsdbTLS.{key}"),
                 message: "required (caFile, certFile and keyFile go together)".into(),
             })
@@ -168,18 +169,8 @@ fn in_prefix(ip: IpAddr, prefix: &Prefix) -> bool {
 }
 
 impl OvnSpec {
-    /// Parses and checks the `ovn:` value of a network file.
-    pub fn from_yaml(v: &serde_yaml_ng::Value) -> Result<Self, OvnError> {
-        let s: Self = serde_yaml_ng::from_value(v.clone()).map_err(|e| OvnError::Spec {
-            field: "ovn".into(),
-            message: e.to_string(),
-        })?;
-        s.check()?;
-        Ok(s)
-    }
-
-    fn check(&self) -> Result<(), OvnError> {
-        let bad = |field: &str, message: String| OvnError::Spec {
+    pub(super) fn check(&self) -> Result<(), SpecError> {
+        let bad = |field: &str, message: String| SpecError::Validate {
             field: format!("ovn.{field}"),
             message,
         };
@@ -319,15 +310,15 @@ impl OvnSpec {
 
     /// Reads the `ovsdbTLS` files (None without the section). Read on each call, so a
     /// connection made after a certificate rotation uses the new files. An unreadable or
-    /// invalid file is a [`OvnError::Spec`] naming its key.
-    pub fn tls(&self) -> Result<Option<crate::ovsdb::Tls>, OvnError> {
+    /// invalid file is a [`SpecError::Validate`] naming its key.
+    pub fn tls(&self) -> Result<Option<crate::ovsdb::Tls>, SpecError> {
         let Some(t) = &self.ovsdb_tls else {
             return Ok(None);
         };
         crate::ovsdb::Tls::load(&t.files()?)
             .map(Some)
             .map_err(|e| match e {
-                crate::ovsdb::OvsdbError::Tls { file, path, reason } => OvnError::Spec {
+                crate::ovsdb::OvsdbError::Tls { file, path, reason } => SpecError::Validate {
                     field: format!(
                         "ovn.ovsdbTLS.{}",
                         match file {
@@ -338,7 +329,7 @@ impl OvnSpec {
                     ),
                     message: format!("{}: {reason}", path.display()),
                 },
-                other => OvnError::Spec {
+                other => SpecError::Validate {
                     field: "ovn.ovsdbTLS".into(),
                     message: other.to_string(),
                 },
@@ -354,14 +345,14 @@ mod tests {
 
     fn parse(extra: &str) -> Result<OvnSpec, String> {
         let y = format!("{BASE}{extra}}}");
-        OvnSpec::from_yaml(&serde_yaml_ng::from_str(&y).unwrap()).map_err(|e| e.to_string())
+        crate::spec::ovn_section(&y).map_err(|e| e.to_string())
     }
 
     #[test]
     fn a_remote_without_its_scheme_is_refused_with_a_hint() {
         let with = |remote: &str| {
             let y = format!("{{systemId: a, remote: '{remote}', encapIP: 1.2.3.4}}");
-            OvnSpec::from_yaml(&serde_yaml_ng::from_str(&y).unwrap()).map_err(|e| e.to_string())
+            crate::spec::ovn_section(&y).map_err(|e| e.to_string())
         };
         let e = with("127.0.0.1:6642").unwrap_err();
         assert!(e.starts_with("ovn.remote: \"127.0.0.1:6642\""), "{e}");
