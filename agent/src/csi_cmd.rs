@@ -537,6 +537,16 @@ pub async fn run(args: CsiArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The node a volume lives on, from its `topology.hearth.dev/node` segment (node-local
+/// backends; LINSTOR volumes are reachable from several nodes and name none).
+fn placed_on(topology: &[hearth_proto::csi::v1::Topology]) -> Option<&str> {
+    let mut nodes = topology
+        .iter()
+        .filter_map(|t| t.segments.get(hearth_csi::TOPOLOGY_NODE_KEY));
+    let first = nodes.next()?;
+    nodes.all(|n| n == first).then_some(first.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -550,14 +560,4 @@ mod tests {
         assert!(parse_size("x").is_err());
         assert!(parse_size("99999999999Ti").is_err());
     }
-}
-
-/// The node a volume lives on, from its `topology.hearth.dev/node` segment (node-local
-/// backends; LINSTOR volumes are reachable from several nodes and name none).
-fn placed_on(topology: &[hearth_proto::csi::v1::Topology]) -> Option<&str> {
-    let mut nodes = topology
-        .iter()
-        .filter_map(|t| t.segments.get(hearth_csi::TOPOLOGY_NODE_KEY));
-    let first = nodes.next()?;
-    nodes.all(|n| n == first).then_some(first.as_str())
 }
