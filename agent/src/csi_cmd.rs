@@ -53,7 +53,7 @@ pub struct Cap {
 pub enum Call {
     /// GetPluginInfo, capabilities, Probe and NodeGetInfo.
     Info,
-    /// CreateVolume.
+    /// CreateVolume; prints `ID BYTES` and `node=NAME` when the volume lives on one node.
     Create {
         /// The volume name.
         name: String,
@@ -78,7 +78,7 @@ pub enum Call {
         /// The volume ID.
         volume_id: String,
     },
-    /// ListVolumes.
+    /// ListVolumes; prints `ID\tBYTES\tCONDITION\tNODE` (`-` when not on one node).
     List,
     /// ControllerExpandVolume, then NodeExpandVolume when --path is given.
     Expand {
@@ -120,6 +120,10 @@ pub enum Call {
         /// Capability.
         #[command(flatten)]
         cap: Cap,
+        /// Volume context as kubelet passes it from the PersistentVolume, `KEY=VALUE`
+        /// (repeatable; for example `csi.hearth.dev/node=node-a` from `hearth csi create`).
+        #[arg(long = "volume-context", value_name = "KEY=VALUE")]
+        volume_context: Vec<String>,
     },
     /// NodeUnstageVolume.
     Unstage {
@@ -334,7 +338,10 @@ async fn call(args: CsiArgs) -> anyhow::Result<()> {
                 .into_inner()
                 .volume
                 .unwrap_or_default();
-            println!("{} {}", v.volume_id, v.capacity_bytes);
+            match placed_on(&v.accessible_topology) {
+                Some(node) => println!("{} {} node={node}", v.volume_id, v.capacity_bytes),
+                None => println!("{} {}", v.volume_id, v.capacity_bytes),
+            }
         }
         Call::Delete { volume_id } => {
             c.controller
@@ -365,10 +372,11 @@ async fn call(args: CsiArgs) -> anyhow::Result<()> {
                         }
                     });
                     println!(
-                        "{}\t{}\t{}",
+                        "{}\t{}\t{}\t{}",
                         v.volume_id,
                         v.capacity_bytes,
-                        cond.unwrap_or_default()
+                        cond.unwrap_or_default(),
+                        placed_on(&v.accessible_topology).unwrap_or("-")
                     );
                 }
                 if resp.next_token.is_empty() {
@@ -439,12 +447,24 @@ async fn call(args: CsiArgs) -> anyhow::Result<()> {
             volume_id,
             staging,
             cap,
+            volume_context,
         } => {
+            let volume_context = volume_context
+                .iter()
+                .map(|kv| {
+                    kv.split_once('=')
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .ok_or_else(|| {
+                            UsageError(format!("--volume-context {kv}: expected KEY=VALUE"))
+                        })
+                })
+                .collect::<Result<_, _>>()?;
             c.node
                 .node_stage_volume(NodeStageVolumeRequest {
                     volume_id,
                     staging_target_path: staging,
                     volume_capability: Some(capability(&cap)?),
+                    volume_context,
                     ..Default::default()
                 })
                 .await?;
@@ -551,6 +571,16 @@ async fn call(args: CsiArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The node a volume lives on, from its `topology.hearth.dev/node` segment (node-local
+/// backends; LINSTOR volumes are reachable from several nodes and name none).
+fn placed_on(topology: &[hearth_proto::csi::v1::Topology]) -> Option<&str> {
+    let mut nodes = topology
+        .iter()
+        .filter_map(|t| t.segments.get(hearth_csi::TOPOLOGY_NODE_KEY));
+    let first = nodes.next()?;
+    nodes.all(|n| n == first).then_some(first.as_str())
 }
 
 #[cfg(test)]

@@ -20,6 +20,23 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     }
 }
 
+/// The text of an error and its causes, `outer: cause: root`, each cause only when the text
+/// so far does not already say it (Hearth's errors carry their cause in their own message, so
+/// a plain chain would repeat it: `connecting to X: connecting to X: refused: refused`).
+pub fn error_text(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let part = c.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -30,5 +47,29 @@ mod tests {
         assert_eq!(exit_code(&usage), 2);
         assert_eq!(exit_code(&usage.context("creating the volume")), 2);
         assert_eq!(exit_code(&anyhow::anyhow!("connection refused")), 1);
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("connecting to {endpoint}: {source}")]
+    struct Connect {
+        endpoint: String,
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn error_text_says_each_cause_once() {
+        let io = std::io::Error::from_raw_os_error(2);
+        let inner = Connect {
+            endpoint: "unix:/x".into(),
+            source: io,
+        };
+        let err = anyhow::Error::new(inner).context("applying ovn");
+        let text = error_text(err.as_ref());
+        assert_eq!(
+            text,
+            "applying ovn: connecting to unix:/x: No such file or directory (os error 2)"
+        );
+        let plain = anyhow::anyhow!("root").context("outer");
+        assert_eq!(error_text(plain.as_ref()), "outer: root");
     }
 }

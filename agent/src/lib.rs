@@ -7,6 +7,7 @@
 pub mod authority;
 pub mod cli;
 pub mod client;
+pub mod cluster_view;
 pub mod csi_cmd;
 pub mod endpoints;
 pub mod error;

@@ -11,7 +11,7 @@ fn main() -> ExitCode {
     match hearth_agent::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("hearth: {err:#}");
+            eprintln!("hearth: {}", hearth_agent::error::error_text(err.as_ref()));
             ExitCode::from(hearth_agent::error::exit_code(&err))
         }
     }

@@ -1,6 +1,9 @@
-//! `hearth status`: fetches `/status` from an agent's status endpoint and prints it as a table
-//! (`table`, `wide`) or as the JSON itself (`json`). Exits 1 when a required check fails, so
-//! scripts can test readiness too. Owns one plain HTTP/1.0 GET; touches nothing else.
+//! `hearth status`: fetches `/status` from a status endpoint — a node's, `hearth dev`'s or a
+//! coordinator's, told apart by the document (`role: coordinator`) — and prints it as a table
+//! with headers (`table`, `wide`) or as the JSON itself (`json`). Exits 1 when a check fails (a
+//! node's required checks; a coordinator's nodes, owners and volumes), so scripts can test
+//! readiness too; each failed check is printed with the next thing to look at. Owns one plain
+//! HTTP/1.0 GET; touches nothing else.
 
 use std::time::Duration;
 
@@ -8,6 +11,7 @@ use clap::{Args, ValueEnum};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::cluster_view::{self, CoordinatorDoc};
 use crate::health::snapshot::Snapshot;
 use crate::health::text;
 
@@ -30,7 +34,7 @@ pub enum Output {
 /// Flags of `hearth status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The agent's `--status-addr`.
+    /// The `--status-addr` of a node, a coordinator or `hearth dev`.
     #[arg(long, env = "HEARTH_ADDR", default_value = "127.0.0.1:9810")]
     pub addr: String,
     /// Output format.
@@ -108,21 +112,41 @@ pub async fn run(args: StatusArgs) -> Result<(), StatusCmdError> {
     if code != 200 {
         return Err(answer(format!("HTTP {code}")));
     }
-    let snap: Snapshot =
-        serde_json::from_slice(body).map_err(|e| answer(format!("not a snapshot: {e}")))?;
-    match args.output {
-        Output::Json => println!("{}", String::from_utf8_lossy(body).trim_end()),
-        Output::Table => print!("{}", text::render(&snap, false)),
-        Output::Wide => print!("{}", text::render(&snap, true)),
-    }
-    let failing: Vec<&str> = crate::health::checks::not_ready(&snap)
-        .into_iter()
-        .map(|c| c.name.as_str())
-        .collect();
+    let doc: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| answer(format!("not JSON: {e}")))?;
+    let failing = if doc.get("role").and_then(serde_json::Value::as_str) == Some("coordinator") {
+        let c: CoordinatorDoc = serde_json::from_value(doc)
+            .map_err(|e| answer(format!("not a coordinator's status: {e}")))?;
+        print_as(args.output, body, || {
+            cluster_view::render(&c, args.output == Output::Wide)
+        });
+        cluster_view::checks(&c)
+            .into_iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.name)
+            .collect::<Vec<_>>()
+    } else {
+        let snap: Snapshot = serde_json::from_value(doc)
+            .map_err(|e| answer(format!("not a node's or a coordinator's status: {e}")))?;
+        print_as(args.output, body, || {
+            text::render(&snap, args.output == Output::Wide)
+        });
+        crate::health::checks::not_ready(&snap)
+            .into_iter()
+            .map(|c| c.name.clone())
+            .collect()
+    };
     if failing.is_empty() {
         Ok(())
     } else {
         Err(StatusCmdError::NotReady(failing.join(", ")))
+    }
+}
+
+fn print_as(output: Output, body: &[u8], table: impl FnOnce() -> String) {
+    match output {
+        Output::Json => println!("{}", String::from_utf8_lossy(body).trim_end()),
+        Output::Table | Output::Wide => print!("{}", table()),
     }
 }
 

@@ -28,3 +28,6 @@ pub use error::CsiError;
 pub const DRIVER_NAME: &str = "csi.hearth.dev";
 /// The topology key a node reports in NodeGetInfo and a volume carries as its accessibility.
 pub const TOPOLOGY_NODE_KEY: &str = "topology.hearth.dev/node";
+/// The volume-context key naming the one node a node-local volume lives on (set by
+/// CreateVolume, passed back by kubelet in NodeStage), so staging it elsewhere names the node.
+pub const VOLUME_CONTEXT_NODE_KEY: &str = "csi.hearth.dev/node";

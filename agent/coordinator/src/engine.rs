@@ -32,6 +32,16 @@ pub use super::sessions::Outbox;
 use super::sessions::{Pushed, Session};
 use crate::store::{FloatingIp, FloatingIpPool, FloatingIpState, Store, StoreError};
 
+/// Why a floating IP's owner lost it, for the failover log line.
+fn cause(inner: &Inner, node: &str) -> &'static str {
+    match inner.nodes.get(node) {
+        None => "the node has had no session since this coordinator started leading",
+        Some(n) if n.facts.left => "the node left (SIGTERM) and handed its addresses over",
+        Some(n) if n.session.is_none() => "the node's session closed",
+        Some(_) => "the node's lease ended: no report in time",
+    }
+}
+
 /// What the coordinator knows of a node.
 #[derive(Debug, Default)]
 struct NodeState {
@@ -353,17 +363,35 @@ impl Engine {
         Ok(())
     }
 
+    /// Takes the count of failovers from the store (a restart keeps counting).
+    pub(super) async fn load_failovers(&self) {
+        match self.bounded("read failovers", self.store.failovers()).await {
+            Ok(Some(n)) => {
+                self.failovers.fetch_max(n, Ordering::Relaxed);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("reading the failover count: {e}"),
+        }
+    }
+
     /// One decision pass: decide, write, push. Returns when the next pass is due at the
     /// latest (the nearest lease end).
     pub async fn tick(&self) -> Option<Instant> {
         let now = Instant::now();
-        let actions = {
+        let (actions, causes) = {
             let inner = self.lock();
             inner.ready(now)?;
-            inner.with_view(now, |v| decide::decide(v, &self.timing, now))
+            let actions = inner.with_view(now, |v| decide::decide(v, &self.timing, now));
+            let causes: Vec<&'static str> = actions
+                .iter()
+                .map(|Action::Swap { previous, .. }| {
+                    previous.as_deref().map_or("", |o| cause(&inner, o))
+                })
+                .collect();
+            (actions, causes)
         };
         let mut written = Vec::new();
-        for action in actions {
+        for (action, cause) in actions.into_iter().zip(causes) {
             let Action::Swap {
                 expected,
                 state,
@@ -372,12 +400,22 @@ impl Engine {
             let swap = self.store.swap_floating_ip_state(expected, &state);
             match self.bounded("swap", swap).await {
                 Ok(()) => {
-                    if previous.is_some() {
+                    let to = state.node.as_deref();
+                    if let Some(from) = &previous {
                         self.failovers.fetch_add(1, Ordering::Relaxed);
+                        if let Err(e) = self.bounded("count failover", self.store.add_failovers(1)).await {
+                            tracing::warn!("counting the failover in the store: {e}");
+                        }
+                        tracing::warn!(name = %state.name, address = %state.address, from = %from,
+                            to = to.unwrap_or("no node"), epoch = state.epoch, cause,
+                            "floating IP failover");
+                    } else if let Some(to) = to {
+                        tracing::info!(name = %state.name, address = %state.address, node = to,
+                            epoch = state.epoch, "floating IP assigned");
+                    } else {
+                        tracing::warn!(name = %state.name, address = %state.address,
+                            epoch = state.epoch, "floating IP has no owner: no eligible node");
                     }
-                    tracing::info!(name = %state.name, address = %state.address,
-                        node = state.node.as_deref().unwrap_or("-"), epoch = state.epoch,
-                        "floating IP assigned");
                     written.push(state);
                 }
                 Err(StoreError::Conflict(m)) => {
@@ -515,7 +553,7 @@ impl Engine {
         self.calls.deliver(reply);
     }
 
-    /// Floating IPs moved off a node whose lease ended, since start.
+    /// Floating IPs moved off a node, counted across restarts where the store keeps the count.
     pub fn failovers(&self) -> u64 {
         self.failovers.load(Ordering::Relaxed)
     }

@@ -109,6 +109,9 @@ impl Engine {
             let mut due = None;
             if lead.is_some() {
                 if !loaded || last_reload.elapsed() >= Duration::from_secs(2) {
+                    if !loaded {
+                        self.load_failovers().await;
+                    }
                     last_reload = Instant::now();
                     if let Err(e) = self.reload().await {
                         tracing::warn!("reading the store: {e}");

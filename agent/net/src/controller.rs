@@ -165,6 +165,7 @@ async fn run_loop(path: PathBuf, first: Loaded, opts: Options) -> Result<(), Con
     let mut poll = tokio::time::interval(opts.poll);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut backoff = Duration::ZERO;
+    let mut warned = Warned::default();
     tracing::info!(file = %path.display(), "network reconciler started");
     loop {
         let ovn_failed = match &ovn {
@@ -178,6 +179,14 @@ async fn run_loop(path: PathBuf, first: Loaded, opts: Options) -> Result<(), Con
         let (failures, conflicts) = pass(&*netlink, &sysctls, &announcer, &desired)
             .instrument(tracing::info_span!("reconcile"))
             .await;
+        for c in &conflicts {
+            if warned.fresh(c, std::time::Instant::now()) {
+                tracing::warn!("{c}");
+            } else {
+                tracing::debug!("{c}");
+            }
+        }
+        warned.keep_only(&conflicts);
         if let Some(p) = &opts.progress {
             p.record(NetState::pass(&failures, &conflicts, opts.resync));
         }
@@ -219,6 +228,33 @@ async fn run_loop(path: PathBuf, first: Loaded, opts: Options) -> Result<(), Con
     }
 }
 
+/// How often a conflict that stays is warned again (passes follow every netlink event, so
+/// one foreign object would otherwise be warned many times a second).
+const REWARN: Duration = Duration::from_secs(300);
+
+/// The conflicts warned so far and when: a message is warned when new, or again after
+/// [`REWARN`]; one that went away and comes back is new.
+#[derive(Debug, Default)]
+struct Warned(std::collections::HashMap<String, std::time::Instant>);
+
+impl Warned {
+    /// Whether `msg` is to be warned now (and notes it).
+    fn fresh(&mut self, msg: &str, now: std::time::Instant) -> bool {
+        match self.0.get(msg) {
+            Some(at) if now.duration_since(*at) < REWARN => false,
+            _ => {
+                self.0.insert(msg.to_owned(), now);
+                true
+            }
+        }
+    }
+
+    /// Forgets the messages not in `current`.
+    fn keep_only(&mut self, current: &[String]) {
+        self.0.retain(|m, _| current.contains(m));
+    }
+}
+
 fn reload(path: &Path, desired: &mut Desired, ovn: &mut Option<OvnSpec>) -> bool {
     match load(path) {
         Ok(l) => {
@@ -255,10 +291,8 @@ where
                     tracing::debug!("{a}");
                 }
             }
-            for c in &out.plan.conflicts {
-                tracing::warn!("{c}");
-                conflicts.push(c.to_string());
-            }
+            // Warned by the caller, once per conflict and then at most every REWARN.
+            conflicts.extend(out.plan.conflicts.iter().map(ToString::to_string));
             for f in &out.report.failures {
                 tracing::warn!("{f}");
                 failures.push(f.to_string());
@@ -274,4 +308,27 @@ where
         failures.push(e.to_string());
     }
     (failures, conflicts)
+}
+
+#[cfg(test)]
+mod warned_tests {
+    use std::time::{Duration, Instant};
+
+    use super::{Warned, REWARN};
+
+    #[test]
+    fn a_conflict_is_warned_once_then_after_rewarn_and_again_when_it_returns() {
+        let mut w = Warned::default();
+        let t0 = Instant::now();
+        assert!(w.fresh("! link x is foreign", t0));
+        for ms in [1, 15, 150] {
+            assert!(!w.fresh("! link x is foreign", t0 + Duration::from_millis(ms)));
+        }
+        assert!(w.fresh("! link x is foreign", t0 + REWARN));
+        w.keep_only(&[]);
+        assert!(w.fresh(
+            "! link x is foreign",
+            t0 + REWARN + Duration::from_millis(1)
+        ));
+    }
 }

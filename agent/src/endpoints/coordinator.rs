@@ -1,8 +1,9 @@
 //! The coordinator's status endpoints on `--status-addr`: `/healthz`, `/readyz` (ready when the
 //! CSI socket is served; a standby replica is ready too, so a two-replica rollout completes),
-//! `/status` (JSON or text: leadership, nodes and floating IPs), `/nodes/NAME/status` (the
-//! node's health snapshot from its last report) and `/metrics` (OpenMetrics or the
-//! classic Prometheus text, by `Accept`).
+//! `/status` (JSON or text: leadership, nodes, floating IPs and the volumes placed on node
+//! agents; the text is [`crate::cluster_view`]'s table, as `hearth status` prints it),
+//! `/nodes/NAME/status` (the node's health snapshot from its last report) and `/metrics`
+//! (OpenMetrics or the classic Prometheus text, by `Accept`).
 //! Served by the same hardened HTTP server as the node's.
 
 use std::path::PathBuf;
@@ -21,7 +22,7 @@ use serde::Serialize;
 
 use crate::endpoints::{asks_for_text, metrics_reply, text_reply, typed_reply, Routes};
 use hearth_coordinator::engine::{Engine, NodeView};
-use hearth_coordinator::store::FloatingIpState;
+use hearth_coordinator::store::{FloatingIpState, Store, VolumeLocation};
 
 /// The coordinator's `/status` document.
 #[derive(Debug, Serialize)]
@@ -34,25 +35,50 @@ pub struct CoordinatorStatus {
     pub leader: bool,
     /// Agent version.
     pub version: &'static str,
-    /// Floating IPs moved off a node whose lease ended, since start.
+    /// Floating IPs moved off a node whose lease ended: over the store's life with SQLite
+    /// (a restart keeps counting), since this replica led with `--store kubernetes`.
     pub failovers: u64,
     /// The nodes that have opened a session since start.
     pub nodes: Vec<NodeView>,
     /// Every floating IP's address, owner and epoch.
     pub floating_ips: Vec<FloatingIpState>,
+    /// The volumes placed on node agents (loopfile), with the nodes that hold them.
+    pub volumes: Vec<VolumeLocation>,
+    /// Why `volumes` is empty when the store could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volumes_error: Option<String>,
+    /// When this document was built (seconds since the Unix epoch).
+    pub collected_at_unix: u64,
 }
 
 /// The coordinator's status routes.
-#[derive(Debug)]
 pub struct CoordinatorRoutes {
     /// The engine.
     pub engine: Arc<Engine>,
+    /// The store (volumes).
+    pub store: Arc<dyn Store>,
     /// The CSI socket (readiness).
     pub socket: PathBuf,
 }
 
+impl std::fmt::Debug for CoordinatorRoutes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoordinatorRoutes")
+            .field("engine", &self.engine)
+            .field("socket", &self.socket)
+            .finish_non_exhaustive()
+    }
+}
+
 impl CoordinatorRoutes {
-    fn status(&self) -> CoordinatorStatus {
+    async fn status(&self) -> CoordinatorStatus {
+        let (volumes, volumes_error) = match self.store.volumes().await {
+            Ok(mut v) => {
+                v.sort_by(|a, b| a.id.cmp(&b.id));
+                (v, None)
+            }
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
         CoordinatorStatus {
             role: "coordinator",
             id: self.engine.id().to_owned(),
@@ -61,51 +87,21 @@ impl CoordinatorRoutes {
             failovers: self.engine.failovers(),
             nodes: self.engine.nodes(),
             floating_ips: self.engine.floating_ips(),
+            volumes,
+            volumes_error,
+            collected_at_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
         }
     }
 }
 
 fn text(s: &CoordinatorStatus) -> String {
-    use std::fmt::Write;
-    let mut out = format!(
-        "coordinator {} ({}), {} failover(s)\n\nNODES ({})\n",
-        s.id,
-        if s.leader { "leader" } else { "standby" },
-        s.failovers,
-        s.nodes.len()
-    );
-    for n in &s.nodes {
-        let mark = if n.connected && n.lease_valid {
-            "✓"
-        } else {
-            "✗"
-        };
-        let _ = writeln!(
-            out,
-            "  {mark} {:<32} {} {} lease {} floating IPs {}",
-            n.name,
-            if n.connected {
-                "connected"
-            } else {
-                "disconnected"
-            },
-            if n.healthy { "healthy" } else { "unhealthy" },
-            if n.lease_valid { "valid" } else { "ended" },
-            n.floating_ips
-        );
+    // The same table `hearth status` prints, from the same JSON.
+    match serde_json::to_value(s).and_then(serde_json::from_value) {
+        Ok(doc) => crate::cluster_view::render(&doc, true),
+        Err(e) => format!("encoding: {e}\n"),
     }
-    let _ = writeln!(out, "\nFLOATING IPS ({})", s.floating_ips.len());
-    for f in &s.floating_ips {
-        let _ = writeln!(
-            out,
-            "  {:<32} {:<40} {:<24} epoch {}",
-            f.name,
-            f.address,
-            f.node.as_deref().unwrap_or("-"),
-            f.epoch
-        );
-    }
-    out
 }
 
 fn metrics(s: &CoordinatorStatus) -> String {
@@ -206,12 +202,14 @@ impl Routes for CoordinatorRoutes {
                     self.socket.display()
                 ),
             ),
-            "/status" if asks_for_text(req) => text_reply(StatusCode::OK, text(&self.status())),
-            "/status" => match serde_json::to_string_pretty(&self.status()) {
+            "/status" if asks_for_text(req) => {
+                text_reply(StatusCode::OK, text(&self.status().await))
+            }
+            "/status" => match serde_json::to_string_pretty(&self.status().await) {
                 Ok(json) => typed_reply(StatusCode::OK, "application/json", json + "\n"),
                 Err(e) => text_reply(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
             },
-            "/metrics" => metrics_reply(req, metrics(&self.status())),
+            "/metrics" => metrics_reply(req, metrics(&self.status().await)),
             path => match path
                 .strip_prefix("/nodes/")
                 .and_then(|rest| rest.strip_suffix("/status"))
@@ -240,6 +238,9 @@ mod tests {
             failovers: 3,
             nodes: Vec::new(),
             floating_ips: Vec::new(),
+            volumes: Vec::new(),
+            volumes_error: None,
+            collected_at_unix: 0,
         };
         let om = metrics(&s);
         assert!(om.ends_with("# EOF\n"));

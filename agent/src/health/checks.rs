@@ -113,6 +113,27 @@ pub fn evaluate(snap: &Snapshot, socket: &Path, state_dir: &Path) -> Vec<Check> 
                 )),
             },
         ));
+        let notes: Vec<&str> = ovn
+            .data
+            .as_ref()
+            .and_then(|d| d.get("notes"))
+            .and_then(serde_json::Value::as_array)
+            .map(|n| n.iter().filter_map(serde_json::Value::as_str).collect())
+            .unwrap_or_default();
+        out.push(check(
+            "ovn_gateway",
+            false,
+            if notes.is_empty() {
+                Ok("the join gateway answers".into())
+            } else {
+                Err((
+                    notes.join("; "),
+                    "create the OVN logical router port with the join gateway's address \
+                     (`ovn-nbctl lrp-list`), or check ovn-controller's log"
+                        .into(),
+                ))
+            },
+        ));
     }
     out
 }
@@ -297,5 +318,49 @@ mod tests {
             ..pass(5.0, 0, 0).expect("some")
         }));
         assert!(!stopped.ok && stopped.reason.contains("stopped: netlink"));
+    }
+}
+
+#[cfg(test)]
+mod ovn_tests {
+    use std::sync::Arc;
+
+    use crate::health::snapshot::{Section, SectionState, Snapshot};
+
+    fn with_ovn(notes: &[&str]) -> Snapshot {
+        Snapshot {
+            ovn: Some(Section {
+                state: SectionState::Ok,
+                reason: None,
+                data: Some(
+                    serde_json::json!({ "gatewayReachable": notes.is_empty(), "notes": notes }),
+                ),
+            }),
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn a_join_gateway_without_a_router_is_advisory_not_a_readiness_failure() {
+        let mut snap = with_ovn(&["no complete neighbour entry for 100.64.0.1 on ovn0 yet"]);
+        snap.checks = super::evaluate(&snap, std::path::Path::new("/"), std::path::Path::new("/"));
+        let gw = snap
+            .checks
+            .iter()
+            .find(|c| c.name == "ovn_gateway")
+            .unwrap();
+        assert!(!gw.ok && !gw.required, "{gw:?}");
+        assert!(super::not_ready(&snap)
+            .iter()
+            .all(|c| c.name != "ovn" && c.name != "ovn_gateway"));
+    }
+
+    #[test]
+    fn the_ovn_section_has_a_section_up_series() {
+        let text = crate::health::metrics::render(Arc::new(with_ovn(&[])), Default::default());
+        assert!(
+            text.contains("hearth_section_up{section=\"ovn\"} 1"),
+            "{text}"
+        );
     }
 }

@@ -119,7 +119,11 @@ impl Scrape {
             ("network", s.network.state),
             ("coordinator", s.coordinator.state),
             ("node", s.node.state),
-        ] {
+        ]
+        .into_iter()
+        // The OVN section exists only with an `ovn:` section in the network file.
+        .chain(s.ovn.as_ref().map(|o| ("ovn", o.state)))
+        {
             up.rows.push((
                 vec![("section", name.into())],
                 flag(state == SectionState::Ok),

@@ -18,32 +18,53 @@ pub trait OvnSource: Send + Sync {
 
 /// The real source: fresh connections to both databases per snapshot.
 pub struct OvsdbOvn {
-    /// The `ovn:` section of the node network file.
+    /// The `ovn:` section of the node network file at start.
     pub spec: OvnSpec,
+    /// The network file: re-read per snapshot, so an edit (a new `join.mtu`) is checked as
+    /// the reconciler applies it; an invalid edit keeps the last good section.
+    pub file: Option<std::path::PathBuf>,
+}
+
+impl OvsdbOvn {
+    /// The `ovn:` section as the file says now (or the start one when it does not parse).
+    fn current(&self) -> OvnSpec {
+        self.file
+            .as_deref()
+            .and_then(|f| hearth_net::spec::load(f).ok())
+            .and_then(|n| n.ovn)
+            .unwrap_or_else(|| self.spec.clone())
+    }
 }
 
 #[async_trait::async_trait]
 impl OvnSource for OvsdbOvn {
     async fn ovn(&self) -> Section<Value> {
+        let spec = self.current();
+        self.collect(&spec).await
+    }
+}
+
+impl OvsdbOvn {
+    async fn collect(&self, spec: &OvnSpec) -> Section<Value> {
         let unavailable = |what: &str, e: &dyn std::fmt::Display| Section {
             state: SectionState::Error,
             reason: Some(format!("{what}: {e}")),
             data: None,
         };
-        let tls = match self.spec.tls() {
+        let tls = match spec.tls() {
             Ok(t) => t,
             Err(e) => return unavailable("the OVSDB certificates", &e),
         };
-        let local = match Client::connect_with(&self.spec.ovsdb, tls.clone()).await {
+        let local = match Client::connect_with(&spec.ovsdb, tls.clone()).await {
             Ok(c) => c,
             Err(e) => return unavailable(&format!("local OVSDB {}", self.spec.ovsdb), &e),
         };
-        let sb_addr = self.spec.southbound_db();
+        let sb_addr = spec.southbound_db();
         let sb = match Client::connect_with(&sb_addr, tls).await {
             Ok(c) => c,
             Err(e) => return unavailable(&format!("southbound DB {sb_addr}"), &e),
         };
-        match check(&self.spec, &sb, &local, &ProcJoin, &ProcHost).await {
+        match check(spec, &sb, &local, &ProcJoin, &ProcHost).await {
             Ok(h) => {
                 let problems = h.problems.join("; ");
                 let data = serde_json::to_value(&h).unwrap_or(Value::Null);

@@ -82,6 +82,13 @@ pub fn render(snap: &Snapshot, wide: bool) -> String {
                 mib(p.total_bytes)
             );
         }
+        if !st.volumes.is_empty() {
+            let _ = writeln!(
+                out,
+                "    {:<40} {:>12}  {:<12} {:<9} {:<6} PUBLISHED",
+                "VOLUME", "SIZE", "DEVICE", "USED", "STAGED"
+            );
+        }
         for v in &st.volumes {
             let mark = if v.healthy { "✓" } else { "✗" };
             let dev = v.device.as_deref().unwrap_or("-");
@@ -91,7 +98,7 @@ pub fn render(snap: &Snapshot, wide: bool) -> String {
             };
             let _ = write!(
                 out,
-                "  {mark} {:<40} {:>8} MiB  {dev:<12} used {used:<4} staged {} published {}",
+                "  {mark} {:<40} {:>8} MiB  {dev:<12} {used:<9} {:<6} {}",
                 v.id,
                 v.size_bytes >> 20,
                 v.staged_paths.len(),
@@ -139,9 +146,12 @@ pub fn render(snap: &Snapshot, wide: bool) -> String {
         .map(|c| &c.floating_ips));
     if let Some(ips) = held {
         let _ = writeln!(out, "\nFLOATING IPS ({})", ips.len());
+        if !ips.is_empty() {
+            let _ = writeln!(out, "  {:<40} {:<16} EPOCH", "ADDRESS", "DEV");
+        }
         for f in ips {
             let epoch = f.epoch.map_or("-".into(), |e| e.to_string());
-            let _ = writeln!(out, "  {:<40} dev {:<12} epoch {epoch}", f.address, f.dev);
+            let _ = writeln!(out, "  {:<40} {:<16} {epoch}", f.address, f.dev);
         }
     }
     if let Some(n) = &snap.network.data {

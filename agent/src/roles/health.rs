@@ -41,6 +41,8 @@ pub struct StatusPlan {
     pub network: Option<NetProgress>,
     /// The `ovn:` section of the network file, when there is one.
     pub ovn: Option<hearth_net::ovn::OvnSpec>,
+    /// The network file the `ovn:` section came from (re-read by the OVN check).
+    pub network_file: Option<std::path::PathBuf>,
     /// True with the LINSTOR backend: follow `drbdsetup events2`.
     pub drbd: bool,
     /// The storage backend, set by the role once it is built.
@@ -82,8 +84,10 @@ pub async fn spawn_status(plan: StatusPlan, csi: Arc<CsiRecorder>) -> anyhow::Re
         drbd,
         network,
         ovn: plan.ovn.map(|spec| {
-            Arc::new(crate::health::ovn::OvsdbOvn { spec })
-                as Arc<dyn crate::health::ovn::OvnSource>
+            Arc::new(crate::health::ovn::OvsdbOvn {
+                spec,
+                file: plan.network_file.clone(),
+            }) as Arc<dyn crate::health::ovn::OvnSource>
         }),
         node: Arc::new(ProcNode),
         csi: Arc::clone(&csi),

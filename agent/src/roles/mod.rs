@@ -238,6 +238,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         coordinator: session,
         network: None,
         ovn: None,
+        network_file: None,
         drbd: false,
         storage: None,
     };
@@ -269,6 +270,22 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
             .await
         }
     }
+}
+
+/// The `--node-labels` that are topology (a `topology.` domain, such as
+/// `topology.kubernetes.io/zone` and `/region`): NodeGetInfo reports them, so the CO's
+/// zone-aware provisioning sees the zone the coordinator places by.
+fn topology_segments(
+    labels: &std::collections::BTreeMap<String, String>,
+) -> std::collections::HashMap<String, String> {
+    labels
+        .iter()
+        .filter(|(k, _)| {
+            k.split_once('/')
+                .is_some_and(|(domain, _)| domain.starts_with("topology."))
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// `hearth node`: the node role.
@@ -323,6 +340,7 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
         coordinator: None,
         network,
         ovn,
+        network_file: args.network.clone(),
         drbd: args.backend == Backend::Linstor,
         storage: None,
     };
@@ -339,14 +357,16 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
             status.storage = Some(("loopfile", Arc::clone(&backend), Arc::new(devices)));
             // The coordinator creates, grows and deletes this node's images over the session.
             local_volumes = Some(backend);
-            let node = node_service(loop_attacher(&state_dir)?, settings)?;
+            let node = node_service(loop_attacher(&state_dir)?, settings)?
+                .with_topology(topology_segments(&labels));
             router.add_service(counted(&csi, NodeServer::new(node)))
         }
         Backend::Linstor => {
             let client = linstor_client(&args.linstor).await?;
             let backend = LinstorBackend::new(client.clone());
             status.storage = Some(("linstor", Arc::new(backend), Arc::new(NoDevices)));
-            let node = node_service(linstor_attacher(client, &args.node_name), settings)?;
+            let node = node_service(linstor_attacher(client, &args.node_name), settings)?
+                .with_topology(topology_segments(&labels));
             router.add_service(counted(&csi, NodeServer::new(node)))
         }
     };
@@ -376,9 +396,49 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
     served
 }
 
+/// The coordinator's flags that can be checked without the store: lease timings, the TLS
+/// files (together, readable), plaintext only on loopback, the store's syntax, the config file.
+fn check_coordinator_flags(
+    args: &CoordinatorArgs,
+) -> Result<hearth_coordinator::engine::Timing, UsageError> {
+    let timing = crate::roles::coordinator::timing(&args.lease)?;
+    let tls = args.tls.files()?;
+    if let Some((ca, cert, key)) = &tls {
+        for (flag, path) in [
+            ("--tls-ca-file", ca),
+            ("--tls-cert-file", cert),
+            ("--tls-key-file", key),
+        ] {
+            std::fs::metadata(path)
+                .map_err(|e| UsageError(format!("{flag} {}: {e}", path.display())))?;
+        }
+    }
+    if let Some(listen) = args.listen {
+        if tls.is_none() && !listen.ip().is_loopback() {
+            return Err(UsageError(format!(
+                "--listen {listen}: plaintext is allowed only on a loopback address; \
+                 give --tls-cert-file, --tls-key-file and --tls-ca-file"
+            )));
+        }
+    }
+    if let Some(spec) = args.store.as_deref() {
+        if spec != "kubernetes" && !spec.starts_with("sqlite:") {
+            return Err(UsageError(format!(
+                "--store {spec}: expected sqlite:PATH or kubernetes"
+            )));
+        }
+    }
+    if let Some(config) = &args.config {
+        hearth_coordinator::config::load(config).map_err(|e| UsageError(e.to_string()))?;
+    }
+    Ok(timing)
+}
+
 /// `hearth coordinator`: the coordinator role.
 pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     let socket = serve::parse_endpoint(&args.csi_endpoint)?;
+    // Every flag is checked before the store is taken (and leadership with it).
+    let timing = check_coordinator_flags(&args)?;
     let state_dir = prepare_dir(&args.state_dir, "state directory")?;
     let store =
         crate::roles::coordinator::open_store(args.store.as_deref(), &state_dir, &args.namespace)
@@ -386,20 +446,17 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     if let Some(config) = &args.config {
         crate::roles::coordinator::apply_config(&*store, config).await?;
     }
-    let timing = crate::roles::coordinator::timing(&args.lease)?;
     let id = args.id.clone().unwrap_or_else(hostname);
-    let (engine, bound) =
+    // The agent API logs the address it bound (`agent API listening`), port 0 resolved.
+    let (engine, _bound) =
         crate::roles::coordinator::start(Arc::clone(&store), timing, &id, args.listen, &args.tls)
             .await?;
-    if let Some(addr) = bound {
-        // Tests and scripts read the bound port from here (`--listen 127.0.0.1:0`).
-        println!("agent API listening on {addr}");
-    }
     let node_id = args.node_name.clone().unwrap_or_else(hostname);
     let listener = serve::bind(&socket).await?;
     if let Some(addr) = args.status_addr {
         let routes = crate::endpoints::coordinator::CoordinatorRoutes {
             engine: Arc::clone(&engine),
+            store: Arc::clone(&store),
             socket: socket.clone(),
         };
         crate::endpoints::spawn(addr, routes).await?;

@@ -45,10 +45,21 @@ pub(super) fn paginate<T>(
     Ok((rest, next))
 }
 
+/// The one node all of a volume's topology segments name, if they name one.
+fn single_node(topology: &[std::collections::BTreeMap<String, String>]) -> Option<String> {
+    let mut nodes = topology.iter().map(|t| t.get(crate::TOPOLOGY_NODE_KEY));
+    let first = nodes.next()??;
+    nodes.all(|n| n == Some(first)).then(|| first.clone())
+}
+
 pub(super) fn to_csi_volume(v: Volume) -> csi::Volume {
+    let mut volume_context = validate::volume_context(&v.parameters);
+    if let Some(n) = single_node(&v.topology) {
+        volume_context.insert(crate::VOLUME_CONTEXT_NODE_KEY.to_owned(), n);
+    }
     csi::Volume {
         capacity_bytes: crate::validate::to_i64(v.capacity_bytes),
-        volume_context: validate::volume_context(&v.parameters),
+        volume_context,
         volume_id: v.id,
         content_source: v.source.map(|s| VolumeContentSource {
             r#type: Some(match s {

@@ -46,6 +46,8 @@ pub struct NodeService<A, M> {
     config: NodeConfig,
     markers: FormatMarkers,
     locks: OperationLocks,
+    /// Topology segments reported besides `topology.hearth.dev/node` (the node's zone...).
+    topology: HashMap<String, String>,
 }
 
 impl<A: Attacher, M: Mounter> NodeService<A, M> {
@@ -58,7 +60,16 @@ impl<A: Attacher, M: Mounter> NodeService<A, M> {
             config,
             markers,
             locks: OperationLocks::default(),
+            topology: HashMap::new(),
         })
+    }
+
+    /// Reports `segments` (for example `topology.kubernetes.io/zone`) in NodeGetInfo too, so
+    /// zone-aware provisioning can match this node.
+    #[must_use]
+    pub fn with_topology(mut self, segments: HashMap<String, String>) -> Self {
+        self.topology = segments;
+        self
     }
 
     /// Runs a mounter call on the blocking pool.
@@ -110,6 +121,21 @@ impl<A: Attacher, M: Mounter> NodeService<A, M> {
         self.host(move |m| m.mount_at(&p)).await
     }
 
+    /// A node-local volume (one node in its volume context) is staged only on that node; on
+    /// another the error names where it lives. Replicated (multi-node) backends skip this.
+    fn placed_here(&self, id: &str, context: &HashMap<String, String>) -> Result<(), CsiError> {
+        match context.get(crate::VOLUME_CONTEXT_NODE_KEY) {
+            Some(node) if !self.config.multi_node && *node != self.config.node_id => {
+                Err(CsiError::FailedPrecondition(format!(
+                    "volume {id} lives on node {node}, not on this node ({}): a loopfile volume \
+                     is staged on the node that holds it",
+                    self.config.node_id
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     async fn stage(&self, req: NodeStageVolumeRequest) -> Result<(), CsiError> {
         let id = validate::required("volume_id", &req.volume_id)?.to_owned();
         let staging = self.path("staging_target_path", &req.staging_target_path)?;
@@ -117,6 +143,7 @@ impl<A: Attacher, M: Mounter> NodeService<A, M> {
         let access =
             validate::with_context_fs(access, req.volume_capability.as_ref(), &req.volume_context)?;
         let _lock = self.locks.try_lock(&id)?;
+        self.placed_here(&id, &req.volume_context)?;
         let attachment = self.attacher.attach(&id, &req.publish_context).await?;
         let result = self
             .stage_on(&id, attachment.device, &staging, &access)
@@ -553,10 +580,15 @@ impl<A: Attacher, M: Mounter> Node for NodeService<A, M> {
             node_id: self.config.node_id.clone(),
             max_volumes_per_node: self.config.max_volumes_per_node,
             accessible_topology: Some(Topology {
-                segments: HashMap::from([(
-                    crate::TOPOLOGY_NODE_KEY.to_owned(),
-                    self.config.node_id.clone(),
-                )]),
+                segments: self
+                    .topology
+                    .clone()
+                    .into_iter()
+                    .chain([(
+                        crate::TOPOLOGY_NODE_KEY.to_owned(),
+                        self.config.node_id.clone(),
+                    )])
+                    .collect(),
             }),
         }))
     }

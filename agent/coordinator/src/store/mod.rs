@@ -84,4 +84,15 @@ pub trait Store: Send + Sync + 'static {
     /// Takes or renews leadership for `holder` for `ttl`: `Some(term)` while it leads, the term
     /// growing with each change of leader; `None` while another holder leads.
     async fn lead(&self, holder: &str, ttl: Duration) -> Result<Option<u64>, StoreError>;
+
+    /// Floating IPs moved off a node whose lease ended, counted over the store's life (so the
+    /// count survives a coordinator restart). `None` where the store keeps no count.
+    async fn failovers(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
+
+    /// Adds `n` to the count of [`Store::failovers`] (nothing where the store keeps none).
+    async fn add_failovers(&self, _n: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

@@ -143,12 +143,14 @@ mod tests {
     #[test]
     fn mtu_overhead_by_underlay_family() {
         assert_eq!(
-            overlay_mtu(&spec("{systemId: a, remote: r, encapIP: 10.0.0.1}")),
+            overlay_mtu(&spec(
+                "{systemId: a, remote: 'tcp:10.0.0.1:6642', encapIP: 10.0.0.1}"
+            )),
             1450
         );
         assert_eq!(
             overlay_mtu(&spec(
-                "{systemId: a, remote: r, encapIP: 'fd00::1', underlayMtu: 9000}"
+                "{systemId: a, remote: 'tcp:10.0.0.1:6642', encapIP: 'fd00::1', underlayMtu: 9000}"
             )),
             8930
         );
@@ -156,7 +158,7 @@ mod tests {
 
     #[test]
     fn check_reports_each_mismatch() {
-        let s = spec("{systemId: a, remote: r, encapIP: 10.0.0.1, join: {mac: '0a:00:00:00:00:01', address: 100.64.0.2/16, gateway: 100.64.0.1}}");
+        let s = spec("{systemId: a, remote: 'tcp:10.0.0.1:6642', encapIP: 10.0.0.1, join: {mac: '0a:00:00:00:00:01', address: 100.64.0.2/16, gateway: 100.64.0.1}}");
         let good: BTreeMap<String, String> = [
             ("net.ipv4.ip_forward", "1"),
             ("net.ipv4.conf.all.rp_filter", "0"),

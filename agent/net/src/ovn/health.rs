@@ -44,6 +44,10 @@ pub struct OvnHealth {
     pub cilium_mismatches: Vec<super::cilium::Mismatch>,
     /// Problems, one line each (empty when healthy).
     pub problems: Vec<String>,
+    /// Advisory findings that leave the chassis healthy (a join gateway with no neighbour entry
+    /// yet: on a new cluster no logical router owns it until one is created).
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 fn rows(v: Option<&Value>) -> Vec<Value> {
@@ -147,9 +151,10 @@ pub async fn check(
             h.problems.push(format!("{} is not up", j.name));
         }
         if !h.gateway_reachable {
-            h.problems.push(format!(
-                "no complete neighbour entry for {} on {}",
-                j.gateway, j.name
+            h.notes.push(format!(
+                "no complete neighbour entry for {} on {} yet (none until an OVN logical router \
+                 owns {}; traffic via the join gateway waits for it)",
+                j.gateway, j.name, j.gateway
             ));
         }
     }

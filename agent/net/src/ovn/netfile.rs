@@ -56,7 +56,7 @@ mod tests {
 
     #[test]
     fn join_address_routes_and_sysctls() {
-        let y = "{systemId: a, remote: r, encapIP: 10.0.0.1, datapathType: netdev, podCIDRs: [10.244.0.0/16], \
+        let y = "{systemId: a, remote: 'tcp:10.0.0.1:6642', encapIP: 10.0.0.1, datapathType: netdev, podCIDRs: [10.244.0.0/16], \
                  join: {mac: '0a:00:00:00:00:01', address: 100.64.0.2/16, gateway: 100.64.0.1}}";
         let s = crate::spec::ovn_section(y).unwrap();
         let mut f = NetworkFile::default();

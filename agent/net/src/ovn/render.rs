@@ -205,15 +205,21 @@ serviceCIDRs: [10.96.0.0/12]
     #[test]
     fn invalid_sections_name_the_field() {
         let bad = |y: &str| crate::spec::ovn_section(y).unwrap_err().to_string();
+        assert!(bad(
+            "{systemId: a, remote: 'tcp:10.0.0.1:6642', encapIP: 1.2.3.4, datapathType: dpdk}"
+        )
+        .contains("ovn.datapathType"));
+        assert!(bad(
+            "{systemId: a, remote: 'tcp:10.0.0.1:6642', encapIP: 1.2.3.4, uplinks: {br-x: eth0}}"
+        )
+        .contains("ovn.uplinks"));
         assert!(
-            bad("{systemId: a, remote: r, encapIP: 1.2.3.4, datapathType: dpdk}")
-                .contains("ovn.datapathType")
+            bad("{systemId: a, remote: 'tcp:10.0.0.1:6642', encapIP: 1.2.3.4, nope: 1}")
+                .contains("nope")
         );
         assert!(
-            bad("{systemId: a, remote: r, encapIP: 1.2.3.4, uplinks: {br-x: eth0}}")
-                .contains("ovn.uplinks")
+            bad("{systemId: a, remote: 'tcp:10.0.0.1:6642', encapIP: 1.2.3.4, ovsdb: x}")
+                .contains("ovn.ovsdb")
         );
-        assert!(bad("{systemId: a, remote: r, encapIP: 1.2.3.4, nope: 1}").contains("nope"));
-        assert!(bad("{systemId: a, remote: r, encapIP: 1.2.3.4, ovsdb: x}").contains("ovn.ovsdb"));
     }
 }

@@ -151,6 +151,23 @@ fn default_underlay_mtu() -> u32 {
     1500
 }
 
+/// Whether `ip` lies in `prefix`'s network.
+fn in_prefix(ip: IpAddr, prefix: &Prefix) -> bool {
+    let bits = |a: IpAddr| -> u128 {
+        match a {
+            IpAddr::V4(v) => u128::from(u32::from(v)) << 96,
+            IpAddr::V6(v) => u128::from(v),
+        }
+    };
+    if ip.is_ipv4() != prefix.addr.is_ipv4() {
+        return false;
+    }
+    // IPv4 sits in the top 32 bits, so the mask is the top `len` bits for both families.
+    let len = u32::from(prefix.len);
+    let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+    bits(ip) & mask == bits(prefix.addr) & mask
+}
+
 impl OvnSpec {
     pub(super) fn check(&self) -> Result<(), SpecError> {
         let bad = |field: &str, message: String| SpecError::Validate {
@@ -200,6 +217,19 @@ impl OvnSpec {
             }
             None => {}
         }
+        for remote in self.remote.split(',').map(str::trim) {
+            if crate::ovsdb::Endpoint::parse(remote).is_err() {
+                let hint = if remote.parse::<std::net::SocketAddr>().is_ok() {
+                    format!(" (did you mean tcp:{remote}?)")
+                } else {
+                    String::new()
+                };
+                return Err(bad(
+                    "remote",
+                    format!("{remote:?}: expected tcp:HOST:PORT, ssl:HOST:PORT or unix:PATH{hint}"),
+                ));
+            }
+        }
         for (net, br) in &self.bridge_mappings {
             if net.contains([':', ',']) || br.contains([':', ',']) || br.is_empty() {
                 return Err(bad(
@@ -225,6 +255,26 @@ impl OvnSpec {
         if let Some(j) = &self.join {
             if j.gateway.is_ipv4() != j.address.addr.is_ipv4() {
                 return Err(bad("join.gateway", "not the family of join.address".into()));
+            }
+            if j.address.len == Prefix::max_len(j.address.addr) {
+                return Err(bad(
+                    "join.address",
+                    format!(
+                        "{}/{} has no room for the gateway {}: give the join network's prefix \
+                         length (for example {}/16)",
+                        j.address.addr, j.address.len, j.gateway, j.address.addr
+                    ),
+                ));
+            }
+            if !in_prefix(j.gateway, &j.address) || j.gateway == j.address.addr {
+                return Err(bad(
+                    "join.gateway",
+                    format!(
+                        "{} is not another address of join.address {}/{} (the kernel refuses a \
+                         route via a gateway off the link)",
+                        j.gateway, j.address.addr, j.address.len
+                    ),
+                ));
             }
             if self
                 .pod_cidrs
@@ -296,6 +346,40 @@ mod tests {
     fn parse(extra: &str) -> Result<OvnSpec, String> {
         let y = format!("{BASE}{extra}}}");
         crate::spec::ovn_section(&y).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_remote_without_its_scheme_is_refused_with_a_hint() {
+        let with = |remote: &str| {
+            let y = format!("{{systemId: a, remote: '{remote}', encapIP: 1.2.3.4}}");
+            crate::spec::ovn_section(&y).map_err(|e| e.to_string())
+        };
+        let e = with("127.0.0.1:6642").unwrap_err();
+        assert!(e.starts_with("ovn.remote: \"127.0.0.1:6642\""), "{e}");
+        assert!(e.contains("did you mean tcp:127.0.0.1:6642?"), "{e}");
+        let e = with("tcp:10.0.0.1:6642,10.0.0.2:6642").unwrap_err();
+        assert!(e.contains("10.0.0.2:6642"), "{e}");
+        with("tcp:10.0.0.1:6642, ssl:10.0.0.2:6642").unwrap();
+    }
+
+    #[test]
+    fn the_join_gateway_lies_on_the_join_network() {
+        let join = |a: &str, g: &str| {
+            parse(&format!(
+                ", join: {{mac: '0a:00:00:64:00:02', address: {a}, gateway: {g}}}"
+            ))
+        };
+        join("100.64.0.2/16", "100.64.0.1").unwrap();
+        let e = join("100.64.0.2", "100.64.0.1").unwrap_err();
+        assert!(
+            e.starts_with("ovn.join.address: 100.64.0.2/32 has no room"),
+            "{e}"
+        );
+        let e = join("100.64.0.2/16", "100.65.0.1").unwrap_err();
+        assert!(e.starts_with("ovn.join.gateway: 100.65.0.1 is not"), "{e}");
+        let e = join("100.64.0.2/16", "100.64.0.2").unwrap_err();
+        assert!(e.starts_with("ovn.join.gateway"), "{e}");
+        join("'fd00:64::2/64'", "'fd00:64::1'").unwrap();
     }
 
     #[test]

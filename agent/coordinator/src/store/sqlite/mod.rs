@@ -380,6 +380,38 @@ impl Store for SqliteStore {
         }
         Ok(Some(term))
     }
+
+    async fn failovers(&self) -> Result<Option<u64>, StoreError> {
+        let step = "read failovers";
+        self.write(step, move |tx| {
+            schema::counters(tx)?;
+            let n: i64 = tx
+                .query_row(
+                    "SELECT COALESCE((SELECT value FROM counters WHERE name = 'failovers'), 0)",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(|e| sqlite_err(step, e))?;
+            Ok(Some(u64::try_from(n).unwrap_or(0)))
+        })
+        .await
+    }
+
+    async fn add_failovers(&self, n: u64) -> Result<(), StoreError> {
+        let step = "count failovers";
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        self.write(step, move |tx| {
+            schema::counters(tx)?;
+            tx.execute(
+                "INSERT INTO counters (name, value) VALUES ('failovers', ?1)
+                 ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                [n],
+            )
+            .map_err(|e| sqlite_err(step, e))?;
+            Ok(())
+        })
+        .await
+    }
 }
 
 /// The compare-and-swap of a floating IP's state, inside the caller's transaction.

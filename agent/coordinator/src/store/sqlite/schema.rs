@@ -108,3 +108,16 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     tx.commit().map_err(|e| sqlite_err("commit migration", e))
 }
+
+/// The `counters` table (statistics such as failovers). Created on first use rather than by a
+/// schema version: older binaries ignore it and newer ones need nothing else, so it moves
+/// between versions freely.
+pub(super) fn counters(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS counters (
+             name  TEXT PRIMARY KEY NOT NULL,
+             value INTEGER NOT NULL CHECK (value >= 0)
+         ) STRICT;",
+    )
+    .map_err(|e| sqlite_err("create counters", e))
+}
