@@ -58,15 +58,25 @@ impl LinstorBackend {
         let digest = p.digest();
         let source = source_prop(spec.source.as_ref());
         if let Some(rd) = found(self.client.get_resource_definition(rd_name).await)? {
-            let same = is_ours(&rd)
-                && rd.props.get(props::CSI_NAME) == Some(&spec.name)
-                && rd.props.get(props::PARAMS) == Some(&digest)
-                && rd
-                    .props
-                    .get(props::SOURCE)
-                    .map(String::as_str)
-                    .unwrap_or("")
-                    == source;
+            // A restore or clone in progress carries the source's properties until it is done;
+            // its building marker names it.
+            let building = rd.props.get(props::BUILDING) == Some(&spec.name);
+            let same = building
+                || (is_ours(&rd)
+                    && rd.props.get(props::CSI_NAME) == Some(&spec.name)
+                    && rd.props.get(props::PARAMS) == Some(&digest)
+                    && rd
+                        .props
+                        .get(props::SOURCE)
+                        .map(String::as_str)
+                        .unwrap_or("")
+                        == source);
+            if rd.props.contains_key(props::DELETED) && !building {
+                return Err(CsiError::Aborted(format!(
+                    "volume {} was deleted and waits for its snapshots to go; retry later",
+                    spec.name
+                )));
+            }
             if !same {
                 return Err(CsiError::AlreadyExists(format!(
                     "resource definition {rd_name} exists with other parameters or source, or was not made by Hearth"
@@ -87,15 +97,17 @@ impl LinstorBackend {
         let mut rd_props = BTreeMap::from([
             (props::CSI_NAME.to_owned(), spec.name.clone()),
             (props::PARAMS.to_owned(), digest),
-            (
-                props::REMOTE_ACCESS.to_owned(),
-                p.allow_remote_volume_access.to_string(),
-            ),
+            (props::REMOTE_ACCESS.to_owned(), p.remote_access.to_prop()),
         ]);
         if !source.is_empty() {
             rd_props.insert(props::SOURCE.to_owned(), source);
         }
-        let built = self.build(spec, p, rd_name, &group, rd_props).await;
+        let mut building = rd_props.clone();
+        building.insert(props::BUILDING.to_owned(), spec.name.clone());
+        let built = match self.build(spec, p, rd_name, &group, building).await {
+            Ok(()) => self.finish(rd_name, rd_props).await,
+            Err(e) => Err(e),
+        };
         if let Err(err) = built {
             tracing::warn!(volume = %rd_name, "create failed, removing the resource definition: {err}");
             if let Err(e) = gone_ok(self.client.delete_resource_definition(rd_name).await) {
@@ -123,9 +135,7 @@ impl LinstorBackend {
                     .await
             }
             Some(ContentSource::Snapshot(id)) => {
-                return self
-                    .restore_from(id, rd, group, rd_props, spec.capacity_bytes)
-                    .await;
+                return self.restore_from(id, rd, group, rd_props, spec, p).await;
             }
             None => {}
         }
@@ -150,6 +160,25 @@ impl LinstorBackend {
         p: &StorageClassParams,
         spec: &VolumeSpec,
     ) -> Result<(), CsiError> {
+        self.place_diskful(rd, p, spec).await?;
+        if !p.client_list.is_empty() {
+            // clientList: diskless replicas on these nodes from the start.
+            let clients: Vec<ResourceCreate> = p
+                .client_list
+                .iter()
+                .map(|n| layered(ResourceCreate::diskless(rd, n), p))
+                .collect();
+            existing_ok(self.client.create_resources(rd, &clients).await)?;
+        }
+        Ok(())
+    }
+
+    async fn place_diskful(
+        &self,
+        rd: &str,
+        p: &StorageClassParams,
+        spec: &VolumeSpec,
+    ) -> Result<(), CsiError> {
         let (requisite, preferred) = (&spec.requisite, &spec.preferred);
         if !p.node_list.is_empty() {
             // Explicit placement: exactly these nodes, no autoplacer.
@@ -157,7 +186,7 @@ impl LinstorBackend {
             let replicas: Vec<ResourceCreate> = p
                 .node_list
                 .iter()
-                .map(|n| ResourceCreate::diskful(rd, n, pool))
+                .map(|n| layered(ResourceCreate::diskful(rd, n, pool), p))
                 .collect();
             existing_ok(self.client.create_resources(rd, &replicas).await)?;
             return Ok(());
@@ -176,7 +205,7 @@ impl LinstorBackend {
                 "replicas placed");
             let replicas: Vec<ResourceCreate> = chosen
                 .iter()
-                .map(|r| ResourceCreate::diskful(rd, &r.node, Some(&r.pool)))
+                .map(|r| layered(ResourceCreate::diskful(rd, &r.node, Some(&r.pool)), p))
                 .collect();
             existing_ok(self.client.create_resources(rd, &replicas).await)?;
             return Ok(());
@@ -186,8 +215,10 @@ impl LinstorBackend {
             .chain(requisite)
             .find_map(|s| s.get(TOPOLOGY_NODE_KEY));
         if let Some(node) = first {
-            let replica =
-                ResourceCreate::diskful(rd, node, p.storage_pools.first().map(String::as_str));
+            let replica = layered(
+                ResourceCreate::diskful(rd, node, p.storage_pools.first().map(String::as_str)),
+                p,
+            );
             match self.client.create_resources(rd, &[replica]).await {
                 Ok(_) => {}
                 Err(e) if e.is_already_exists() => {}
@@ -200,7 +231,7 @@ impl LinstorBackend {
         }
         let request = AutoPlaceRequest {
             select_filter: select_filter(p),
-            diskless_on_remaining: false,
+            diskless_on_remaining: p.diskless_on_remaining,
             layer_list: p.layer_list.clone(),
         };
         existing_ok(self.client.autoplace(rd, &request).await)?;
@@ -230,7 +261,7 @@ impl LinstorBackend {
         bytes: u64,
     ) -> Result<(), CsiError> {
         let source = match found(self.client.get_resource_definition(src).await)? {
-            Some(s) if names::is_linstor_name(src) && is_ours(&s) => s,
+            Some(s) if names::is_linstor_name(src) && super::backend::is_live(&s) => s,
             _ => {
                 return Err(CsiError::NotFound(format!(
                     "source volume {src} does not exist"
@@ -248,10 +279,14 @@ impl LinstorBackend {
                 "the clone ({bytes} bytes) is smaller than its source ({src_size} bytes)"
             )));
         }
+        // LINSTOR copies every property of the source into the clone
+        // (CtrlRscDfnApiCallHandler.cloneRscDfnInTransaction): Hearth's own are overridden,
+        // the source's attachments and live-migration settings deleted.
         let request = super::client::CloneRequest {
             name: rd.to_owned(),
             resource_group: Some(group.to_owned()),
             override_props: rd_props,
+            delete_props: transient_to_drop(&source.props),
             ..Default::default()
         };
         existing_ok(self.client.clone_resource_definition(src, &request).await)?;
@@ -259,14 +294,20 @@ impl LinstorBackend {
         self.grow_to(rd, bytes).await.map(drop)
     }
 
+    /// Restores a snapshot: volume definitions, then resources at the snapshot's size (LINSTOR
+    /// refuses another size: FAIL_INVLD_VLM_SIZE in CtrlSnapshotRestoreApiCallHandler), on
+    /// the snapshot's nodes the class allows, preferred topology first, as many as the class's
+    /// count; more replicas come from the autoplacer; then it grows to the requested size.
     async fn restore_from(
         &self,
         id: &str,
         rd: &str,
         group: &str,
         rd_props: BTreeMap<String, String>,
-        bytes: u64,
+        spec: &VolumeSpec,
+        p: &StorageClassParams,
     ) -> Result<(), CsiError> {
+        let bytes = spec.capacity_bytes;
         let missing = || CsiError::NotFound(format!("source snapshot {id} does not exist"));
         let (src, snap) = names::parse_snapshot_id(id).ok_or_else(missing)?;
         let snapshot = found(self.client.get_snapshot(src, snap).await)?.ok_or_else(missing)?;
@@ -282,19 +323,98 @@ impl LinstorBackend {
         let mut create = ResourceDefinitionCreate::new(rd, Some(group));
         create.resource_definition.props = rd_props;
         existing_ok(self.client.create_resource_definition(&create).await)?;
+        let nodes = restore_nodes(&snapshot.nodes, spec, p);
+        if nodes.is_empty() {
+            return Err(CsiError::ResourceExhausted(format!(
+                "snapshot {id} is on {}, none of which the StorageClass and topology allow",
+                snapshot.nodes.join(", ")
+            )));
+        }
         let restore = super::client::SnapshotRestore {
             to_resource: rd.to_owned(),
-            nodes: Vec::new(),
+            nodes,
         };
         existing_ok(
             self.client
                 .restore_volume_definitions(src, snap, &restore)
                 .await,
         )?;
-        self.grow_to(rd, bytes).await?;
         existing_ok(self.client.restore_resources(src, snap, &restore).await)?;
+        if (restore.nodes.len() as u32) < p.place_count {
+            let request = AutoPlaceRequest {
+                select_filter: select_filter(p),
+                diskless_on_remaining: false,
+                layer_list: p.layer_list.clone(),
+            };
+            existing_ok(self.client.autoplace(rd, &request).await)?;
+        }
+        self.grow_to(rd, bytes).await.map(drop)
+    }
+
+    /// Ends a create: Hearth's properties over whatever LINSTOR copied from a source, the
+    /// source's transient ones deleted, the building marker removed.
+    async fn finish(&self, rd: &str, rd_props: BTreeMap<String, String>) -> Result<(), CsiError> {
+        let current = self.client.get_resource_definition(rd).await?;
+        let mut modify = super::client::ResourceDefinitionModify::default();
+        modify.delete_props = transient_to_drop(&current.props);
+        modify.delete_props.push(props::BUILDING.to_owned());
+        modify.override_props = rd_props;
+        self.client.modify_resource_definition(rd, &modify).await?;
         Ok(())
     }
+}
+
+/// The transient Hearth properties `props` has (see [`props::TRANSIENT`]).
+fn transient_to_drop(props: &BTreeMap<String, String>) -> Vec<String> {
+    props::TRANSIENT
+        .iter()
+        .filter(|k| props.contains_key(**k))
+        .map(|k| (*k).to_owned())
+        .collect()
+}
+
+/// The nodes to restore on: those holding the snapshot, the CO's preferred then requisite
+/// topology first, at most the class's replica count; a node the requisite topology
+/// excludes is not used.
+fn restore_nodes(
+    snapshot_nodes: &[String],
+    spec: &VolumeSpec,
+    p: &StorageClassParams,
+) -> Vec<String> {
+    let topo_nodes: Vec<&String> = spec
+        .preferred
+        .iter()
+        .chain(&spec.requisite)
+        .filter_map(|s| s.get(TOPOLOGY_NODE_KEY))
+        .collect();
+    let allowed = |n: &String| {
+        let in_requisite = spec.requisite.is_empty()
+            || spec
+                .requisite
+                .iter()
+                .any(|s| s.get(TOPOLOGY_NODE_KEY).is_none_or(|t| t == n));
+        let in_list = p.node_list.is_empty() || p.node_list.contains(n);
+        in_requisite && in_list
+    };
+    let mut nodes: Vec<String> = Vec::new();
+    for n in topo_nodes
+        .into_iter()
+        .filter(|n| snapshot_nodes.contains(n))
+        .chain(snapshot_nodes)
+    {
+        if allowed(n) && !nodes.contains(n) {
+            nodes.push(n.clone());
+        }
+    }
+    nodes.truncate(p.place_count.max(1) as usize);
+    nodes
+}
+
+/// The class's layer list on a replica created on an explicit node (LINSTOR builds its
+/// default stack otherwise).
+fn layered(mut create: ResourceCreate, p: &StorageClassParams) -> ResourceCreate {
+    create.layer_list.clone_from(&p.layer_list);
+    create
 }
 
 fn select_filter(p: &StorageClassParams) -> AutoSelectFilter {
@@ -306,6 +426,8 @@ fn select_filter(p: &StorageClassParams) -> AutoSelectFilter {
         replicas_on_different: p.replicas_on_different.clone(),
         not_place_with_rsc_regex: p.do_not_place_with_regex.clone(),
         layer_stack: p.layer_list.clone(),
+        x_replicas_on_different_map: p.x_replicas_on_different.clone(),
+        diskless_on_remaining: p.diskless_on_remaining.then_some(true),
         ..Default::default()
     }
 }

@@ -28,6 +28,10 @@ pub struct Node {
     pub props: Props,
     pub address: String,
     pub uuid: String,
+    /// `ONLINE`, `OFFLINE`, ... (set by the admin API).
+    pub connection_status: String,
+    /// `EVICTED`, `EVACUATE`, ... (set by the admin API).
+    pub flags: Vec<String>,
 }
 
 /// A storage pool on a node; sizes in KiB.
@@ -84,12 +88,30 @@ pub struct Rsc {
     pub in_use: bool,
     pub created_ms: i64,
     pub uuid: String,
+    /// A diskless replica LINSTOR added for quorum (`TIE_BREAKER`), see `ops_drbd`.
+    pub tie_breaker: bool,
+    /// The layer stack, top first (`DRBD`, `STORAGE`, ...).
+    pub layers: Vec<String>,
+    /// The DRBD disk state when set by the admin API; `UpToDate`/`Diskless` otherwise.
+    pub disk_state: Option<String>,
+    /// The peer this replica resyncs from (`SyncTarget`) and the progress in percent.
+    pub sync_from: Option<(String, f64)>,
+}
+
+impl Rsc {
+    /// True when the stack has a DRBD layer.
+    pub fn has_drbd(&self) -> bool {
+        self.layers.iter().any(|l| l == "DRBD")
+    }
 }
 
 /// A snapshot of a resource definition.
 #[derive(Debug, Clone)]
 pub struct Snap {
     pub name: String,
+    /// The resource definition's properties when the snapshot was taken (LINSTOR keeps
+    /// them in the snapshot definition and copies them back on restore).
+    pub rd_props: Props,
     pub nodes: Vec<String>,
     /// Volume number -> (size in KiB, image file when devices are real).
     pub vols: BTreeMap<u32, (u64, Option<PathBuf>)>,
@@ -179,6 +201,8 @@ impl State {
                     props,
                     address: format!("10.0.0.{}", 10 + i),
                     uuid,
+                    connection_status: "ONLINE".into(),
+                    flags: Vec::new(),
                 },
             );
             let mut add = |pool: &str, kind: &str, total: u64, uuid: String| {
