@@ -285,6 +285,15 @@ impl Simulator {
         Ok(())
     }
 
+    /// Toggles a replica diskful or diskless, as `linstor resource toggle-disk` does.
+    pub fn toggle_disk(&self, rd: &str, node: &str, diskful: bool) -> Result<(), String> {
+        self.app
+            .lock()
+            .toggle_disk(rd, node, diskful, None)
+            .map(drop)
+            .map_err(|f| f.0.message)
+    }
+
     /// Runs LINSTOR's `AutoDiskfulTask` now (see `ops_drbd`); returns the replicas that got
     /// a disk, as `rd/node`.
     pub fn run_auto_diskful(&self) -> Vec<String> {
