@@ -378,7 +378,12 @@ async fn live_migration_sets_two_primaries_only_while_two_nodes_attach() {
         .unwrap()
         .volume_id;
     let nodes = |rs: Vec<hearth_csi::linstor::client::Resource>| {
-        let mut n: Vec<String> = rs.into_iter().map(|r| r.node_name).collect();
+        // Replicas placement made; LINSTOR's quorum tiebreaker beside two is not one.
+        let mut n: Vec<String> = rs
+            .into_iter()
+            .filter(|r| !r.is_tie_breaker())
+            .map(|r| r.node_name)
+            .collect();
         n.sort();
         n
     };
