@@ -193,6 +193,76 @@ pub fn access(cap: &VolumeCapability, multi_node: bool) -> Result<Access, CsiErr
     }
 }
 
+/// The StorageClass parameter that names a volume's filesystem, as Kubernetes spells it. The
+/// external-provisioner turns it into the capability's `fs_type` (and drops it); other callers
+/// (csi-sanity's `--csi.testvolumeparameters`, a CO without that sidecar) pass it through, and
+/// then the volume carries it in its context as [`FS_TYPE_CONTEXT`].
+pub const FS_TYPE_PARAMETER: &str = "csi.storage.k8s.io/fstype";
+/// The volume-context key that tells NodeStage the filesystem the volume was created for.
+pub const FS_TYPE_CONTEXT: &str = "fsType";
+
+/// The filesystem the parameters name, if any; INVALID_ARGUMENT for one Hearth cannot make.
+pub fn parameter_fs(
+    parameters: &std::collections::BTreeMap<String, String>,
+) -> Result<Option<FsType>, CsiError> {
+    let Some(name) = parameters.get(FS_TYPE_PARAMETER) else {
+        return Ok(None);
+    };
+    match FsType::parse(name) {
+        Some(fs) if !name.is_empty() => Ok(Some(fs)),
+        _ => Err(CsiError::InvalidArgument(format!(
+            "StorageClass parameter {FS_TYPE_PARAMETER}={name:?} is not supported; use ext4 or xfs"
+        ))),
+    }
+}
+
+/// The volume context of a volume created with `parameters`.
+pub fn volume_context(
+    parameters: &std::collections::BTreeMap<String, String>,
+) -> std::collections::HashMap<String, String> {
+    match parameter_fs(parameters) {
+        Ok(Some(fs)) => [(FS_TYPE_CONTEXT.to_owned(), fs.as_str().to_owned())].into(),
+        _ => Default::default(),
+    }
+}
+
+/// For NodeStage: a mount capability without an `fs_type` takes the filesystem the volume was
+/// created for, from its context; an explicit `fs_type` always wins.
+pub fn with_context_fs(
+    access: Access,
+    cap: Option<&VolumeCapability>,
+    context: &std::collections::HashMap<String, String>,
+) -> Result<Access, CsiError> {
+    let explicit = matches!(
+        cap.and_then(|c| c.access_type.as_ref()),
+        Some(AccessType::Mount(m)) if !m.fs_type.is_empty()
+    );
+    match (access, context.get(FS_TYPE_CONTEXT)) {
+        (
+            Access::Mount {
+                flags,
+                reader_only,
+                single_writer,
+                ..
+            },
+            Some(name),
+        ) if !explicit => {
+            let fs = FsType::parse(name).ok_or_else(|| {
+                CsiError::InvalidArgument(format!(
+                    "volume_context {FS_TYPE_CONTEXT}={name:?} is not supported; use ext4 or xfs"
+                ))
+            })?;
+            Ok(Access::Mount {
+                fs,
+                flags,
+                reader_only,
+                single_writer,
+            })
+        }
+        (access, _) => Ok(access),
+    }
+}
+
 /// Checks a list of capabilities, which must not be empty.
 pub fn accesses(caps: &[VolumeCapability], multi_node: bool) -> Result<Vec<Access>, CsiError> {
     if caps.is_empty() {
@@ -203,31 +273,51 @@ pub fn accesses(caps: &[VolumeCapability], multi_node: bool) -> Result<Vec<Acces
     caps.iter().map(|c| access(c, multi_node)).collect()
 }
 
+/// Where a path from a request lies, judged without touching anything outside the root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Located {
+    /// Under the root; the path with the symlinks of its existing ancestors resolved.
+    Under(PathBuf),
+    /// Not under the root (relative, with `..`, outside, or resolving outside): why.
+    Elsewhere(String),
+}
+
 /// Checks that `path` is absolute, has no `..`, and lies under `root` once the symlinks of its
 /// existing ancestors are resolved. Returns the path with those symlinks resolved.
 pub fn path_under(field: &str, path: &str, root: &Path) -> Result<PathBuf, CsiError> {
+    match locate_under(field, path, root)? {
+        Located::Under(p) => Ok(p),
+        Located::Elsewhere(why) => Err(CsiError::InvalidArgument(why)),
+    }
+}
+
+/// Like [`path_under`], for calls where a path that cannot hold one of this node's volumes is
+/// an answer ("not there": NOT_FOUND) rather than a bad request. Only an empty or unusable
+/// path is INVALID_ARGUMENT. Nothing outside `root` is resolved or touched: a path is
+/// canonicalised only once it lies under `root` lexically.
+pub fn locate_under(field: &str, path: &str, root: &Path) -> Result<Located, CsiError> {
     if path.is_empty() {
         return Err(CsiError::InvalidArgument(format!("{field} is required")));
-    }
-    let p = Path::new(path);
-    if !p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(CsiError::InvalidArgument(format!(
-            "{field} {path:?} must be an absolute path without '..'"
-        )));
     }
     if path.len() > 4096 || path.chars().any(|c| c.is_control()) {
         return Err(CsiError::InvalidArgument(format!(
             "{field} is not a usable path"
         )));
     }
+    let p = Path::new(path);
+    if !p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Ok(Located::Elsewhere(format!(
+            "{field} {path:?} must be an absolute path without '..'"
+        )));
+    }
     let outside = || {
-        CsiError::InvalidArgument(format!(
+        Located::Elsewhere(format!(
             "{field} {path:?} is outside the kubelet directory {}",
             root.display()
         ))
     };
     if !p.starts_with(root) {
-        return Err(outside());
+        return Ok(outside());
     }
     let root = root.canonicalize().map_err(|e| {
         CsiError::FailedPrecondition(format!("kubelet directory {}: {e}", root.display()))
@@ -241,17 +331,17 @@ pub fn path_under(field: &str, path: &str, root: &Path) -> Result<PathBuf, CsiEr
                 let mut full = real;
                 full.extend(rest.iter().rev());
                 if !full.starts_with(&root) {
-                    return Err(outside());
+                    return Ok(outside());
                 }
-                return Ok(full);
+                return Ok(Located::Under(full));
             }
             Err(_) => {
                 let Some(name) = existing.file_name().map(|n| n.to_owned()) else {
-                    return Err(outside());
+                    return Ok(outside());
                 };
                 rest.push(name);
                 if !existing.pop() {
-                    return Err(outside());
+                    return Ok(outside());
                 }
             }
         }
@@ -348,5 +438,27 @@ mod tests {
         assert!(path_under("target_path", &dotdot, &root).is_err());
         let via_link = format!("{}/pods/escape/x", root.display());
         assert!(path_under("target_path", &via_link, &root).is_err());
+    }
+
+    #[test]
+    fn the_fstype_parameter_reaches_the_volume_context() {
+        let params = |v: &str| -> std::collections::BTreeMap<String, String> {
+            [(FS_TYPE_PARAMETER.to_owned(), v.to_owned())].into()
+        };
+        assert_eq!(parameter_fs(&params("xfs")).unwrap(), Some(FsType::Xfs));
+        assert_eq!(parameter_fs(&Default::default()).unwrap(), None);
+        for bad in ["", "btrfs"] {
+            assert!(matches!(
+                parameter_fs(&params(bad)),
+                Err(CsiError::InvalidArgument(_))
+            ));
+        }
+        assert_eq!(
+            volume_context(&params("xfs"))
+                .get(FS_TYPE_CONTEXT)
+                .map(String::as_str),
+            Some("xfs")
+        );
+        assert!(volume_context(&Default::default()).is_empty());
     }
 }

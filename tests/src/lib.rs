@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod csi_sanity;
 pub mod linstor_sim;
 pub mod netns;
 pub mod ovs;

@@ -391,8 +391,10 @@ async fn every_rpc_rejects_bad_input_and_changes_nothing() {
             n.node_unstage_volume(unstage(&real, bad)),
             format!("unstage at {bad}")
         );
+        // A path where this node never puts a volume is "not there" (what kubelet and
+        // csi-sanity expect), never resolved or touched.
         expect_code!(
-            Code::InvalidArgument,
+            Code::NotFound,
             n.node_get_volume_stats(NodeGetVolumeStatsRequest {
                 volume_id: real.clone(),
                 volume_path: bad.into(),

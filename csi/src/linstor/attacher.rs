@@ -15,7 +15,7 @@ use super::backend::found;
 use super::client::{LinstorClient, ViewFilter};
 use super::names;
 use super::publish::DEVICE_PATH_KEY;
-use crate::attach::{Attacher, Condition};
+use crate::attach::{Attacher, Attachment, Condition};
 use crate::drbd::{DrbdStatusSource, Readiness, ReadyVia};
 use crate::host::loopdev;
 use crate::CsiError;
@@ -184,7 +184,7 @@ impl Attacher for LinstorAttacher {
         &self,
         volume_id: &str,
         publish_context: &HashMap<String, String>,
-    ) -> Result<PathBuf, CsiError> {
+    ) -> Result<Attachment, CsiError> {
         let device = match publish_context.get(DEVICE_PATH_KEY) {
             Some(p) if p.starts_with("/dev/") && !p.contains("..") => PathBuf::from(p),
             Some(p) => {
@@ -207,7 +207,11 @@ impl Attacher for LinstorAttacher {
                 match self.state.readiness(volume_id).await? {
                     Readiness::Ready(via) => {
                         tracing::debug!(volume = %volume_id, "data current: {}", Readiness::Ready(via).message());
-                        return Ok(device);
+                        // ControllerPublish made the device; nothing here to undo.
+                        return Ok(Attachment {
+                            device,
+                            fresh: false,
+                        });
                     }
                     Readiness::NotReady(why) => why,
                 }

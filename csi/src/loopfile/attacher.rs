@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::{is_volume_id, Layout};
-use crate::attach::{Attacher, Condition};
+use crate::attach::{Attacher, Attachment, Condition};
 use crate::host::loopdev::{self, LoopDevice, LoopError};
 use crate::CsiError;
 
@@ -84,14 +84,21 @@ impl Attacher for LoopAttacher {
         &self,
         volume_id: &str,
         _publish_context: &HashMap<String, String>,
-    ) -> Result<PathBuf, CsiError> {
+    ) -> Result<Attachment, CsiError> {
         let image = self.layout.volume_image(volume_id);
         if !is_volume_id(volume_id) || !image.exists() {
             return Err(CsiError::NotFound(format!(
                 "volume {volume_id} does not exist"
             )));
         }
-        blocking(move || Ok(loopdev::attach(&image, false)?.path)).await
+        blocking(move || {
+            let (device, fresh) = loopdev::attach_or_reuse(&image, false)?;
+            Ok(Attachment {
+                device: device.path,
+                fresh,
+            })
+        })
+        .await
     }
 
     async fn device(&self, volume_id: &str) -> Result<Option<PathBuf>, CsiError> {

@@ -1,9 +1,12 @@
 //! Tests of `host`: kept beside it so the module itself stays readable.
 
+use super::super::flags::*;
+use super::super::points::*;
 use super::*;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::PathBuf;
 use std::process::Command;
 
 const MIB: u64 = 1 << 20;

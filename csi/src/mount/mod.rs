@@ -3,10 +3,19 @@
 //! This is the only code in Hearth that mounts or formats. Every method checks the real state
 //! (mountinfo, blkid) so callers can retry freely. It never formats a device that holds data:
 //! [`Mounter::probe`] tells blank from formatted from unknown data, and the caller decides.
+//! It also reads the two facts of a block device that judging mounts needs: its size and its
+//! device number.
+//!
+//! [`HostMounter`] is the real one (`host.rs`, with the flag policy in `flags.rs` and mount-point
+//! handling in `points.rs`); [`fake::FakeMounter`] is a recording fake over an in-memory mount
+//! table, for unit tests of the callers.
 
+pub mod fake;
+mod flags;
 mod format;
 mod host;
 pub mod mountinfo;
+mod points;
 
 use std::path::{Path, PathBuf};
 
@@ -153,6 +162,9 @@ pub enum MountError {
         /// What was being done.
         step: &'static str,
     },
+    /// Reading a block device's size or number failed.
+    #[error("reading block device facts: {0}")]
+    BlockDevice(#[from] crate::host::blockdev::BlockDeviceError),
     /// statvfs failed.
     #[error("statvfs {path}: {errno}")]
     Stats {
@@ -216,6 +228,13 @@ pub trait Mounter: Send + Sync + 'static {
 
     /// Filesystem usage at `path`.
     fn stats(&self, path: &Path) -> Result<FsStats, MountError>;
+
+    /// Size in bytes of the block device node `device`.
+    fn device_size(&self, device: &Path) -> Result<u64, MountError>;
+
+    /// The (major, minor) number of the block device node `device`: what mountinfo shows as
+    /// the device of a filesystem mounted from it.
+    fn device_number(&self, device: &Path) -> Result<(u32, u32), MountError>;
 }
 
 /// Checks mount flags from a CSI capability. Flags that change what is mounted or where
@@ -223,7 +242,7 @@ pub trait Mounter: Send + Sync + 'static {
 /// knows or as filesystem data.
 pub fn validate_mount_flags(flags: &[String]) -> Result<(), MountError> {
     for flag in flags {
-        host::parse_flag(flag)?;
+        flags::parse_flag(flag)?;
     }
     Ok(())
 }

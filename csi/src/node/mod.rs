@@ -17,10 +17,9 @@ use tonic::{Request, Response, Status};
 
 use crate::attach::{Attacher, Condition};
 use crate::controller::to_csi_condition;
-use crate::host::loopdev;
 use crate::locks::OperationLocks;
 use crate::mount::{FsType, MountEntry, Mounter, Probe};
-use crate::validate::{self, Access};
+use crate::validate::{self, Access, Located};
 use crate::CsiError;
 
 pub use markers::FormatMarkers;
@@ -75,6 +74,22 @@ impl<A: Attacher, M: Mounter> NodeService<A, M> {
         validate::path_under(field, value, &self.config.kubelet_dir)
     }
 
+    /// Where `value` lies, for calls that answer NOT_FOUND for a path that cannot hold one
+    /// of this node's volumes (stats, expand): they check the volume first, then the path.
+    fn locate(&self, field: &str, value: &str) -> Result<Located, CsiError> {
+        validate::locate_under(field, value, &self.config.kubelet_dir)
+    }
+
+    /// The located path, or NOT_FOUND: this node puts volumes only under the kubelet directory.
+    fn on_node(&self, id: &str, located: Located) -> Result<PathBuf, CsiError> {
+        match located {
+            Located::Under(path) => Ok(path),
+            Located::Elsewhere(why) => Err(CsiError::NotFound(format!(
+                "volume {id} is not there: {why}"
+            ))),
+        }
+    }
+
     fn capability(&self, cap: Option<&VolumeCapability>) -> Result<Access, CsiError> {
         let cap =
             cap.ok_or_else(|| CsiError::InvalidArgument("volume_capability is required".into()))?;
@@ -99,11 +114,14 @@ impl<A: Attacher, M: Mounter> NodeService<A, M> {
         let id = validate::required("volume_id", &req.volume_id)?.to_owned();
         let staging = self.path("staging_target_path", &req.staging_target_path)?;
         let access = self.capability(req.volume_capability.as_ref())?;
+        let access =
+            validate::with_context_fs(access, req.volume_capability.as_ref(), &req.volume_context)?;
         let _lock = self.locks.try_lock(&id)?;
-        let was_attached = self.attacher.device(&id).await?.is_some();
-        let device = self.attacher.attach(&id, &req.publish_context).await?;
-        let result = self.stage_on(&id, device, &staging, &access).await;
-        if result.is_err() && !was_attached {
+        let attachment = self.attacher.attach(&id, &req.publish_context).await?;
+        let result = self
+            .stage_on(&id, attachment.device, &staging, &access)
+            .await;
+        if result.is_err() && attachment.fresh {
             // Leave the host as it was: a failed first stage keeps no loop device.
             if let Err(e) = self.attacher.detach(&id).await {
                 tracing::warn!(volume = %id, "detaching after a failed stage: {e}");
@@ -123,7 +141,9 @@ impl<A: Attacher, M: Mounter> NodeService<A, M> {
             return Ok(());
         };
         if let Some(existing) = self.mount_at(staging).await? {
-            return if is_mount_of(&existing, &device)? {
+            let dev = device.clone();
+            let number = self.host(move |m| m.device_number(&dev)).await?;
+            return if is_mount_of(&existing, number) {
                 Ok(())
             } else {
                 Err(CsiError::AlreadyExists(format!(
@@ -287,7 +307,12 @@ impl<A: Attacher, M: Mounter> NodeService<A, M> {
         req: NodeGetVolumeStatsRequest,
     ) -> Result<NodeGetVolumeStatsResponse, CsiError> {
         let id = validate::required("volume_id", &req.volume_id)?.to_owned();
-        let path = self.path("volume_path", &req.volume_path)?;
+        let located = self.locate("volume_path", &req.volume_path)?;
+        let device = self.attacher.device(&id).await?;
+        if device.is_none() {
+            return Err(not_attached(&id));
+        }
+        let path = self.on_node(&id, located)?;
         if !path.exists() {
             return Err(CsiError::NotFound(format!(
                 "volume path {} does not exist",
@@ -297,13 +322,10 @@ impl<A: Attacher, M: Mounter> NodeService<A, M> {
         let mount = self.mount_at(&path).await?.ok_or_else(|| {
             CsiError::NotFound(format!("volume {id} is not mounted at {}", path.display()))
         })?;
-        let device = self.attacher.device(&id).await?;
         let mut condition = self.attacher.condition(&id).await?;
         let usage = match device {
             Some(dev) if is_device_bind(&mount, &dev) => {
-                let size = tokio::task::spawn_blocking(move || loopdev::device_size(&dev))
-                    .await?
-                    .map_err(|e| CsiError::internal("reading the device size", e))?;
+                let size = self.host(move |m| m.device_size(&dev)).await?;
                 vec![VolumeUsage {
                     total: crate::validate::to_i64(size),
                     unit: volume_usage::Unit::Bytes as i32,
@@ -334,11 +356,7 @@ impl<A: Attacher, M: Mounter> NodeService<A, M> {
                     }
                 }
             }
-            None => {
-                return Err(CsiError::NotFound(format!(
-                    "volume {id} is not attached on this node"
-                )));
-            }
+            None => return Err(not_attached(&id)),
         };
         Ok(NodeGetVolumeStatsResponse {
             usage,
@@ -351,16 +369,19 @@ impl<A: Attacher, M: Mounter> NodeService<A, M> {
         req: NodeExpandVolumeRequest,
     ) -> Result<NodeExpandVolumeResponse, CsiError> {
         let id = validate::required("volume_id", &req.volume_id)?.to_owned();
-        let path = self.path("volume_path", &req.volume_path)?;
+        let located = self.locate("volume_path", &req.volume_path)?;
         let block = match req.volume_capability.as_ref() {
             Some(cap) => matches!(self.capability(Some(cap))?, Access::Block { .. }),
             None => false,
         };
         let (required, _) = validate::capacity(req.capacity_range.as_ref(), 0)?;
         let _lock = self.locks.try_lock(&id)?;
-        let device = self.attacher.device(&id).await?.ok_or_else(|| {
-            CsiError::NotFound(format!("volume {id} is not attached on this node"))
-        })?;
+        let device = self
+            .attacher
+            .device(&id)
+            .await?
+            .ok_or_else(|| not_attached(&id))?;
+        let path = self.on_node(&id, located)?;
         let size = self.attacher.refresh_size(&id).await?;
         if size < required {
             return Err(CsiError::OutOfRange(format!(
@@ -398,6 +419,11 @@ impl<A: Attacher, M: Mounter> NodeService<A, M> {
     }
 }
 
+/// NOT_FOUND: the volume has no device on this node (unknown, or not staged here).
+fn not_attached(id: &str) -> CsiError {
+    CsiError::NotFound(format!("volume {id} is not attached on this node"))
+}
+
 /// What a publish binds from.
 enum PublishSource {
     /// A block volume: the device node.
@@ -418,10 +444,9 @@ impl PublishSource {
     }
 }
 
-/// True when `entry` is a mount of the filesystem on `device`.
-fn is_mount_of(entry: &MountEntry, device: &Path) -> Result<bool, CsiError> {
-    let (major, minor) = device_numbers(device)?;
-    Ok(entry.major == major && entry.minor == minor && entry.root == Path::new("/"))
+/// True when `entry` is a mount of the whole filesystem on the device numbered `number`.
+fn is_mount_of(entry: &MountEntry, number: (u32, u32)) -> bool {
+    (entry.major, entry.minor) == number && entry.root == Path::new("/")
 }
 
 /// True when `a` and `b` show the same filesystem (bind mounts of one another).
@@ -434,16 +459,6 @@ fn is_device_bind(entry: &MountEntry, device: &Path) -> bool {
     device
         .strip_prefix("/dev")
         .is_ok_and(|rel| entry.fs_type == "devtmpfs" && entry.root == Path::new("/").join(rel))
-}
-
-fn device_numbers(device: &Path) -> Result<(u32, u32), CsiError> {
-    let st = nix::sys::stat::stat(device)
-        .map_err(|e| CsiError::internal(format!("stat {}", device.display()), e))?;
-    let rdev = st.st_rdev;
-    Ok((
-        nix::sys::stat::major(rdev) as u32,
-        nix::sys::stat::minor(rdev) as u32,
-    ))
 }
 
 /// Removes an unmounted publish target: an empty directory or the file a block bind used.
@@ -546,3 +561,6 @@ impl<A: Attacher, M: Mounter> Node for NodeService<A, M> {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,6 +2,9 @@
 //!
 //! For loopfile that is a loop device over the volume's sparse file; for LINSTOR it is the DRBD
 //! device. Every method checks the real state, so retries after a crash re-use what exists.
+//! [`fake::FakeAttacher`] is the recording fake the node service's unit tests use.
+
+pub mod fake;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -35,16 +38,27 @@ impl Condition {
     }
 }
 
+/// A volume made available as a local block device by [`Attacher::attach`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// The device node.
+    pub device: PathBuf,
+    /// True when this call made the attachment, false when it was there already. A caller
+    /// whose later step fails undoes only an attachment it made.
+    pub fresh: bool,
+}
+
 /// Makes volumes available as local block devices.
 #[async_trait::async_trait]
 pub trait Attacher: Send + Sync + 'static {
-    /// Attaches the volume and returns its device node. Re-uses an existing attachment.
+    /// Attaches the volume and returns its device node, re-using an existing attachment, and
+    /// says which of the two happened (one look at the host, not a lookup then an attach).
     /// Returns NOT_FOUND when the volume does not exist.
     async fn attach(
         &self,
         volume_id: &str,
         publish_context: &HashMap<String, String>,
-    ) -> Result<PathBuf, CsiError>;
+    ) -> Result<Attachment, CsiError>;
 
     /// The device node of the volume if it is attached now.
     async fn device(&self, volume_id: &str) -> Result<Option<PathBuf>, CsiError>;
