@@ -18,8 +18,14 @@ use super::placement::PlacementInput;
 use crate::backend::{ContentSource, Volume, VolumeSpec};
 use crate::{CsiError, TOPOLOGY_NODE_KEY};
 
-/// How long a clone may take before CreateVolume gives up (and rolls back).
-const CLONE_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long one CreateVolume waits for a clone; a longer clone answers ABORTED (operation
+/// pending) without a rollback, and the CO's retry waits on.
+const CLONE_WAIT: Duration = Duration::from_secs(60);
+/// How long one call waits for LINSTOR's satellites to grow the devices after a resize
+/// (LINSTOR records the size first, CtrlVlmDfnModifyApiCallHandler); then ABORTED, retried.
+const RESIZE_WAIT: Duration = Duration::from_secs(60);
+/// How often the resize wait asks.
+const RESIZE_POLL: Duration = Duration::from_millis(200);
 
 impl LinstorBackend {
     /// The resource group of these parameters, created once (an explicit `resourceGroup` must
@@ -102,12 +108,20 @@ impl LinstorBackend {
         if !source.is_empty() {
             rd_props.insert(props::SOURCE.to_owned(), source);
         }
+        if p.resource_group.is_some() {
+            // The class's properties cannot go on an admin's group: they go on the volume.
+            rd_props.extend(p.properties.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
         let mut building = rd_props.clone();
         building.insert(props::BUILDING.to_owned(), spec.name.clone());
         let built = match self.build(spec, p, rd_name, &group, building).await {
             Ok(()) => self.finish(rd_name, rd_props).await,
             Err(e) => Err(e),
         };
+        if let Err(CsiError::Aborted(m)) = built {
+            // Still running in LINSTOR (a clone, a resize): a retry picks it up.
+            return Err(CsiError::Aborted(m));
+        }
         if let Err(err) = built {
             tracing::warn!(volume = %rd_name, "create failed, removing the resource definition: {err}");
             if let Err(e) = gone_ok(self.client.delete_resource_definition(rd_name).await) {
@@ -238,18 +252,55 @@ impl LinstorBackend {
         Ok(())
     }
 
+    /// Grows the volume to `bytes` and waits until every diskful replica's device has that
+    /// size: LINSTOR records the new size at once and the satellites resize later, and a
+    /// replay of the resize only answers WARN_VLMDFN_RESIZE_SAME_SIZE.
     pub(super) async fn grow_to(&self, rd: &str, bytes: u64) -> Result<u64, CsiError> {
         let vd = self.client.get_volume_definition(rd, 0).await?;
-        let size = vd.size_kib.saturating_mul(1024);
-        if size >= bytes {
-            return Ok(size);
+        let target_kib = vd.size_kib.max(kib(bytes));
+        if vd.size_kib < kib(bytes) {
+            let modify = VolumeDefinitionModify {
+                size_kib: Some(kib(bytes)),
+                ..Default::default()
+            };
+            self.client.modify_volume_definition(rd, 0, &modify).await?;
         }
-        let modify = VolumeDefinitionModify {
-            size_kib: Some(kib(bytes)),
+        self.wait_grown(rd, target_kib).await?;
+        Ok(target_kib.saturating_mul(1024))
+    }
+
+    async fn wait_grown(&self, rd: &str, kib_wanted: u64) -> Result<(), CsiError> {
+        let deadline = tokio::time::Instant::now() + RESIZE_WAIT;
+        let filter = super::client::ViewFilter {
+            resources: vec![rd.to_owned()],
             ..Default::default()
         };
-        self.client.modify_volume_definition(rd, 0, &modify).await?;
-        Ok(kib(bytes) * 1024)
+        loop {
+            let behind: Vec<String> = self
+                .client
+                .resource_view(&filter)
+                .await?
+                .iter()
+                .filter(|r| !r.is_diskless())
+                .filter(|r| {
+                    r.volumes
+                        .first()
+                        .and_then(|v| v.usable_size_kib)
+                        .is_some_and(|k| k < kib_wanted)
+                })
+                .map(|r| r.node_name.clone())
+                .collect();
+            if behind.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() + RESIZE_POLL > deadline {
+                return Err(CsiError::Aborted(format!(
+                    "LINSTOR is still growing {rd} to {kib_wanted} KiB on {}; retry",
+                    behind.join(", ")
+                )));
+            }
+            tokio::time::sleep(RESIZE_POLL).await;
+        }
     }
 
     async fn clone_from(
@@ -290,7 +341,14 @@ impl LinstorBackend {
             ..Default::default()
         };
         existing_ok(self.client.clone_resource_definition(src, &request).await)?;
-        self.client.wait_clone(src, rd, CLONE_TIMEOUT).await?;
+        match self.client.wait_clone(src, rd, CLONE_WAIT).await {
+            Err(super::client::LinstorError::Timeout { .. }) => {
+                return Err(CsiError::Aborted(format!(
+                    "LINSTOR is still cloning {src} into {rd}; CreateVolume retries wait on"
+                )))
+            }
+            other => other?,
+        }
         self.grow_to(rd, bytes).await.map(drop)
     }
 
@@ -357,6 +415,7 @@ impl LinstorBackend {
         let current = self.client.get_resource_definition(rd).await?;
         let mut modify = super::client::ResourceDefinitionModify::default();
         modify.delete_props = transient_to_drop(&current.props);
+        modify.delete_props.retain(|k| !rd_props.contains_key(k));
         modify.delete_props.push(props::BUILDING.to_owned());
         modify.override_props = rd_props;
         self.client.modify_resource_definition(rd, &modify).await?;

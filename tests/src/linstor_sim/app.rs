@@ -68,7 +68,9 @@ impl App {
 
     /// The state, locked.
     pub fn lock(&self) -> MutexGuard<'_, State> {
-        lock(&self.state)
+        let mut state = lock(&self.state);
+        state.settle();
+        state
     }
 
     /// The answers recorded so far.

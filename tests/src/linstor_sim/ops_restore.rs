@@ -56,6 +56,8 @@ impl State {
             vds.push(Vd {
                 number,
                 size_kib: size,
+                device_kib: size,
+                resize_due: None,
                 minor,
                 props: Props::new(),
                 backing: None,
@@ -215,6 +217,8 @@ impl State {
                     Vd {
                         number: vd.number,
                         size_kib: vd.size_kib,
+                        device_kib: vd.size_kib,
+                        resize_due: None,
                         minor,
                         props: vd.props.clone(),
                         backing: None,

@@ -145,17 +145,17 @@ pub fn volume(rd: &str, x: &Rsc, v: &Vd, kind: &str) -> Value {
         "provider_kind": kind,
         "device_path": path,
         "allocated_size_kib": if diskless { 0 } else { v.size_kib },
-        "usable_size_kib": v.size_kib,
+        "usable_size_kib": v.device_kib,
         "props": {},
         "flags": [],
         "state": {"disk_state": disk_state, "replication_states": replication},
         "layer_data_list": x.layers.iter().map(|l| if l == "DRBD" {
             json!({"type": "DRBD",
                    "data": {"drbd_volume_definition": {"volume_number": v.number, "minor_number": v.minor},
-                            "device_path": path, "usable_size_kib": v.size_kib,
+                            "device_path": path, "usable_size_kib": v.device_kib,
                             "disk_state": disk_state}})
         } else {
-            json!({"type": l, "data": {"device_path": path, "usable_size_kib": v.size_kib}})
+            json!({"type": l, "data": {"device_path": path, "usable_size_kib": v.device_kib}})
         }).collect::<Vec<_>>(),
         "uuid": format!("{}-{}", x.uuid, v.number),
     })

@@ -72,7 +72,13 @@ pub struct Rd {
 #[derive(Debug, Clone)]
 pub struct Vd {
     pub number: u32,
+    /// The size LINSTOR has recorded.
     pub size_kib: u64,
+    /// The size the satellites' devices have: behind `size_kib` until a resize lands
+    /// ([`RESIZE_TIME`] later; see `State::settle`).
+    pub device_kib: u64,
+    /// When a pending resize reaches the devices.
+    pub resize_due: Option<Instant>,
     pub minor: u32,
     pub props: Props,
     pub backing: Option<Backing>,
@@ -159,6 +165,9 @@ pub struct State {
     pub devices: Devices,
     seq: u64,
 }
+
+/// How long the simulated satellites take to grow devices after a resize.
+pub const RESIZE_TIME: std::time::Duration = std::time::Duration::from_millis(400);
 
 /// Milliseconds since the epoch.
 pub fn now_ms() -> i64 {
@@ -284,6 +293,25 @@ impl State {
             .values()
             .filter(|p| p.node == node && p.kind != "DISKLESS")
             .collect()
+    }
+
+    /// Lands the resizes whose time has come: the devices grow (`LOOP_SET_CAPACITY` with real
+    /// devices) and report the new size. Called on every access to the state.
+    pub fn settle(&mut self) {
+        let now = Instant::now();
+        let devices = &self.devices;
+        for vd in self.rds.values_mut().flat_map(|r| r.vds.values_mut()) {
+            if vd.resize_due.is_some_and(|due| due <= now) {
+                if let Some(b) = &vd.backing {
+                    if let Err(e) = devices.resize(b, vd.size_kib) {
+                        eprintln!("linstor-sim: resize failed: {e}");
+                        continue;
+                    }
+                }
+                vd.device_kib = vd.size_kib;
+                vd.resize_due = None;
+            }
+        }
     }
 
     /// Every loop device and file the simulator holds.
