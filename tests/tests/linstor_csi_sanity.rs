@@ -5,6 +5,7 @@
 //!
 //! Needs root (loop devices, mounts) and csi-sanity (`tests/run` installs it); without them it
 //! skips, and under `CI=true` that fails. The harness is `hearth_tests::csi_sanity`.
+#![allow(clippy::tests_outside_test_module)] // an integration-test file is a test-only crate
 
 use std::sync::Mutex;
 

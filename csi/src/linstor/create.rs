@@ -413,8 +413,10 @@ impl LinstorBackend {
     /// source's transient ones deleted, the building marker removed.
     async fn finish(&self, rd: &str, rd_props: BTreeMap<String, String>) -> Result<(), CsiError> {
         let current = self.client.get_resource_definition(rd).await?;
-        let mut modify = super::client::ResourceDefinitionModify::default();
-        modify.delete_props = transient_to_drop(&current.props);
+        let mut modify = super::client::ResourceDefinitionModify {
+            delete_props: transient_to_drop(&current.props),
+            ..Default::default()
+        };
         modify.delete_props.retain(|k| !rd_props.contains_key(k));
         modify.delete_props.push(props::BUILDING.to_owned());
         modify.override_props = rd_props;

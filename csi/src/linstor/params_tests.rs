@@ -158,7 +158,7 @@ fn reference_storage_classes_parse() {
             {
                 assert_eq!(p.remote_access, RemoteAccess::LocalOnly);
             }
-            if params.get("resourceGroup").is_some() {
+            if params.contains_key("resourceGroup") {
                 assert_eq!(p.resource_group_name(), "kubevirt");
                 assert_eq!(
                     (p.place_count, p.storage_pools.clone()),
