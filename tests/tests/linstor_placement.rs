@@ -43,6 +43,8 @@ async fn replicas(c: &hearth_csi::linstor::client::LinstorClient, rd: &str) -> B
     .await
     .expect("resource view")
     .into_iter()
+    // Diskful replicas: LINSTOR adds a diskless quorum tiebreaker beside an even count.
+    .filter(|r| !r.is_diskless())
     .map(|r| r.node_name)
     .collect()
 }

@@ -255,9 +255,13 @@ impl<B: VolumeBackend> ControllerService<B> {
         }
         let capacity = self.backend.expand_volume(id, size).await?;
         tracing::info!(volume = %id, bytes = capacity, "volume grown");
+        // A raw block volume has no filesystem to grow on the node.
+        let block = req.volume_capability.as_ref().is_some_and(|c| {
+            matches!(c.access_type, Some(volume_capability::AccessType::Block(_)))
+        });
         Ok(ControllerExpandVolumeResponse {
             capacity_bytes: crate::validate::to_i64(capacity),
-            node_expansion_required: true,
+            node_expansion_required: !block,
         })
     }
 

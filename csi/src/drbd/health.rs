@@ -27,6 +27,15 @@ pub enum ReadyVia {
     LocalDisk,
     /// The device is diskless; these peers (labels) have UpToDate disks.
     Peers(Vec<String>),
+    /// The local disk is Inconsistent or Outdated and resyncs from this connected UpToDate
+    /// peer; DRBD serves reads of blocks not yet in sync from that peer, so the device is
+    /// usable now (the resync may take hours; waiting for it would keep the pod down).
+    Resync {
+        /// The peer the data comes from.
+        from: String,
+        /// The resync progress in percent, rounded to one decimal, when DRBD reports it.
+        percent: Option<String>,
+    },
 }
 
 impl Readiness {
@@ -42,6 +51,10 @@ impl Readiness {
             Self::Ready(ReadyVia::Peers(peers)) => {
                 format!("diskless, UpToDate data on {}", peers.join(", "))
             }
+            Self::Ready(ReadyVia::Resync { from, percent }) => {
+                let done = percent.as_ref().map_or(String::new(), |p| format!(" {p}%"));
+                format!("local disk resyncing{done} from UpToDate {from}")
+            }
             Self::NotReady(reason) => reason.clone(),
         }
     }
@@ -49,8 +62,10 @@ impl Readiness {
 
 impl DrbdState {
     /// Whether volume `volume` of `resource` can be mounted here: the local disk is UpToDate,
-    /// or the device is diskless and at least one connected peer's disk is UpToDate; and the
-    /// volume has not lost quorum, and I/O is not suspended.
+    /// or the device is diskless and at least one connected peer's disk is UpToDate, or the
+    /// local disk is Inconsistent/Outdated and syncs from a connected UpToDate peer (DRBD
+    /// serves I/O then); and the volume has not lost quorum, and I/O is not suspended. What
+    /// is refused is a device that cannot reach good data, with the reason.
     pub fn readiness(&self, resource: &str, volume: u32) -> Readiness {
         let Some(res) = self.resources.get(resource) else {
             return Readiness::NotReady(format!("DRBD resource {resource} is not up on this node"));
@@ -87,6 +102,27 @@ impl DrbdState {
                     Readiness::Ready(ReadyVia::Peers(peers))
                 }
             }
+            DiskState::Inconsistent | DiskState::Outdated => {
+                match res
+                    .connections
+                    .values()
+                    .find_map(|c| resync_source(c, volume).map(|pd| (c, pd)))
+                {
+                    Some((c, pd)) => Readiness::Ready(ReadyVia::Resync {
+                        from: c.peer_label(),
+                        percent: pd
+                            .stats
+                            .resync_done_percent
+                            .or(pd.in_sync_percent)
+                            .map(percent_word),
+                    }),
+                    None => Readiness::NotReady(local_disk_reason(
+                        &device.disk,
+                        res.connections.values(),
+                        volume,
+                    )),
+                }
+            }
             other => {
                 Readiness::NotReady(local_disk_reason(other, res.connections.values(), volume))
             }
@@ -104,7 +140,7 @@ impl DrbdState {
             return Condition::abnormal(readiness.message());
         };
         let mut findings = Vec::new();
-        if !readiness.is_ready() {
+        if !readiness.is_ready() || matches!(readiness, Readiness::Ready(ReadyVia::Resync { .. })) {
             findings.push(readiness.message());
         }
         if !res.suspended.is_empty() {
@@ -157,6 +193,16 @@ fn serves_current_data(connection: &Connection, volume: u32) -> bool {
         })
 }
 
+/// The peer device of `connection` that is an UpToDate source this node syncs from (or
+/// is about to: the bitmap exchange before a resync), over a live connection.
+fn resync_source(connection: &Connection, volume: u32) -> Option<&PeerDevice> {
+    let pd = connection.peer_devices.get(&volume)?;
+    (connection.state == ConnectionState::Connected
+        && pd.peer_disk == DiskState::UpToDate
+        && pd.replication.is_sync_target())
+    .then_some(pd)
+}
+
 /// Why a local disk in `state` (not UpToDate, not Diskless) is not usable.
 fn local_disk_reason<'a>(
     state: &DiskState,
@@ -180,7 +226,7 @@ fn local_disk_reason<'a>(
             }
         }
         None if *state == DiskState::Inconsistent || *state == DiskState::Outdated => {
-            reason.push_str(", no resync running");
+            reason.push_str(", and no connected UpToDate peer to sync from");
         }
         None => {}
     }

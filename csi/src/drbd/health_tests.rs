@@ -19,19 +19,56 @@ fn up_to_date_local_disk_is_ready_and_healthy() {
 }
 
 #[test]
-fn inconsistent_disk_reports_the_resync() {
+fn inconsistent_disk_syncing_from_an_up_to_date_peer_is_ready() {
     let state = node_a();
     let readiness = state.readiness("pvc-bbb", 0);
-    assert!(!readiness.is_ready());
+    assert_eq!(
+        readiness,
+        Readiness::Ready(ReadyVia::Resync {
+            from: "node-b".into(),
+            percent: Some("42".into())
+        })
+    );
     assert_eq!(
         readiness.message(),
-        "local disk Inconsistent, resync 42% from node-b"
+        "local disk resyncing 42% from UpToDate node-b"
     );
     let condition = state.condition("pvc-bbb", 0);
-    assert!(condition.abnormal);
+    assert!(condition.abnormal, "a resync is not optimal");
     assert_eq!(
         condition.message,
-        "local disk Inconsistent, resync 42% from node-b; node-b: SyncTarget 42%; node-c: Connecting"
+        "local disk resyncing 42% from UpToDate node-b; node-b: SyncTarget 42%; node-c: Connecting"
+    );
+}
+
+#[test]
+fn inconsistent_or_outdated_disk_without_a_connected_up_to_date_peer_is_refused() {
+    let mut state = node_a();
+    let line = crate::drbd::events2::parse_line(
+        1,
+        "change connection name:pvc-bbb peer-node-id:1 connection:Connecting",
+    )
+    .expect("parses");
+    state.apply(&line);
+    let readiness = state.readiness("pvc-bbb", 0);
+    assert!(!readiness.is_ready());
+    assert!(
+        readiness.message().starts_with("local disk Inconsistent"),
+        "{}",
+        readiness.message()
+    );
+    // An Outdated disk whose only peer is gone: it cannot reach current data.
+    let mut state = node_a();
+    for l in [
+        "change device name:pvc-bbb volume:0 disk:Outdated",
+        "change peer-device name:pvc-bbb peer-node-id:1 volume:0 replication:Established peer-disk:Outdated",
+    ] {
+        let line = crate::drbd::events2::parse_line(1, l).expect("parses");
+        state.apply(&line);
+    }
+    assert_eq!(
+        state.readiness("pvc-bbb", 0).message(),
+        "local disk Outdated, and no connected UpToDate peer to sync from"
     );
 }
 
@@ -40,7 +77,7 @@ fn json_resync_progress_is_used_too() {
     let state = status_json::parse(STATUS_RECENT).expect("parses");
     assert_eq!(
         state.readiness("pvc-bbb", 0).message(),
-        "local disk Inconsistent, resync 42% from node-b"
+        "local disk resyncing 42% from UpToDate node-b"
     );
 }
 

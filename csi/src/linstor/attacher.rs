@@ -107,6 +107,36 @@ impl DiskState for LinstorViewState {
                 Readiness::Ready(ReadyVia::Peers(peers))
             });
         }
+        if local_disk == "Inconsistent" || local_disk == "Outdated" {
+            // Syncing from a connected UpToDate peer: DRBD serves I/O now.
+            let states = local
+                .volumes
+                .first()
+                .and_then(|v| v.state.as_ref())
+                .map(|s| &s.replication_states);
+            let source = states.into_iter().flatten().find(|(peer, st)| {
+                let syncing = matches!(
+                    st.replication_state.as_deref(),
+                    Some(
+                        "SyncTarget" | "PausedSyncT" | "WFBitMapT" | "WFSyncUUID" | "StartingSyncT"
+                    )
+                );
+                syncing
+                    && all
+                        .iter()
+                        .any(|r| &r.node_name == *peer && disk(r) == "UpToDate")
+            });
+            if let Some((peer, st)) = source {
+                return Ok(Readiness::Ready(ReadyVia::Resync {
+                    from: peer.clone(),
+                    percent: st.done_percentage.map(|p| format!("{:.0}", p.floor())),
+                }));
+            }
+            return Ok(Readiness::NotReady(format!(
+                "{rd}'s local disk on {} is {local_disk}, and no connected UpToDate peer to sync from",
+                self.node
+            )));
+        }
         Ok(Readiness::NotReady(format!(
             "{rd}'s local disk on {} is {local_disk}",
             self.node

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use super::client::{LinstorClient, LinstorError, ResourceDefinition, ViewFilter};
 use super::names::{self, props};
 use super::params::StorageClassParams;
+use super::remote_access::{NodeProps, RemoteAccess};
 use crate::attach::Condition;
 use crate::backend::{
     BackendFeatures, ContentSource, PoolCapacity, PublishSpec, Snapshot, Volume, VolumeBackend,
@@ -79,6 +80,11 @@ pub(super) fn is_ours(rd: &ResourceDefinition) -> bool {
     rd.props.contains_key(props::CSI_NAME)
 }
 
+/// True for a live volume of Hearth's: not one deleted while its snapshots keep it.
+pub(super) fn is_live(rd: &ResourceDefinition) -> bool {
+    is_ours(rd) && !rd.props.contains_key(props::DELETED)
+}
+
 impl LinstorBackend {
     /// A backend over a connected client.
     pub fn new(client: LinstorClient) -> Self {
@@ -103,15 +109,15 @@ impl LinstorBackend {
     /// The volume as CSI sees it: size from the volume definition, topology from the replicas.
     pub(super) async fn volume_of(&self, rd: &ResourceDefinition) -> Result<Volume, CsiError> {
         let vd = self.client.get_volume_definition(&rd.name, 0).await?;
-        let topology = if rd.props.get(props::REMOTE_ACCESS).map(String::as_str) == Some("true") {
+        let policy = RemoteAccess::from_prop(rd.props.get(props::REMOTE_ACCESS));
+        let topology = if policy == RemoteAccess::Anywhere {
             // Any node can attach it disklessly: no constraint.
             Vec::new()
         } else {
-            let resources = self.client.list_resources(&rd.name).await?;
-            resources
-                .iter()
-                .filter(|r| !r.is_diskless())
-                .map(|r| BTreeMap::from([(TOPOLOGY_NODE_KEY.to_owned(), r.node_name.clone())]))
+            let nodes = self.accessible_nodes(&rd.name, &policy, None).await?.1;
+            nodes
+                .into_iter()
+                .map(|n| BTreeMap::from([(TOPOLOGY_NODE_KEY.to_owned(), n)]))
                 .collect()
         };
         Ok(Volume {
@@ -123,6 +129,53 @@ impl LinstorBackend {
             topology,
         })
     }
+    /// The nodes holding a disk of `rd`, and the nodes `policy` lets attach it (all of them
+    /// when `only` is None, else whether `only` may).
+    pub(super) async fn accessible_nodes(
+        &self,
+        rd: &str,
+        policy: &RemoteAccess,
+        only: Option<&str>,
+    ) -> Result<(Vec<String>, Vec<String>), CsiError> {
+        let replicas: Vec<String> = self
+            .client
+            .list_resources(rd)
+            .await?
+            .into_iter()
+            .filter(|r| !r.is_diskless())
+            .map(|r| r.node_name)
+            .collect();
+        let allowed = match policy {
+            RemoteAccess::Anywhere => match only {
+                Some(n) => vec![n.to_owned()],
+                None => self
+                    .client
+                    .list_nodes()
+                    .await?
+                    .into_iter()
+                    .map(|n| n.name)
+                    .collect(),
+            },
+            RemoteAccess::LocalOnly => replicas
+                .iter()
+                .filter(|r| only.is_none_or(|n| n == r.as_str()))
+                .cloned()
+                .collect(),
+            RemoteAccess::FromSame(_) => {
+                let nodes = self.client.list_nodes().await?;
+                let props: NodeProps<'_> =
+                    nodes.iter().map(|n| (n.name.as_str(), &n.props)).collect();
+                nodes
+                    .iter()
+                    .filter(|n| only.is_none_or(|o| o == n.name))
+                    .filter(|n| policy.allows(&n.name, &replicas, &props))
+                    .map(|n| n.name.clone())
+                    .collect()
+            }
+        };
+        Ok((replicas, allowed))
+    }
+
     async fn delete(&self, id: &str) -> Result<(), CsiError> {
         if !names::is_linstor_name(id) {
             return Ok(());
@@ -145,12 +198,57 @@ impl LinstorBackend {
         match self.client.delete_resource_definition(id).await {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
-            // LINSTOR refuses with FAIL_EXISTS_SNAPSHOT_DFN while snapshots of it exist.
-            Err(e) if e.is_already_exists() => Err(CsiError::FailedPrecondition(format!(
-                "volume {id} still has snapshots; delete them first ({e})"
-            ))),
+            // LINSTOR refuses with FAIL_EXISTS_SNAPSHOT_DFN while snapshots of it exist
+            // (CtrlRscDfnDeleteApiCallHandler).
+            Err(e) if e.is_already_exists() => self.delete_keeping_snapshots(id).await,
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// DeleteVolume of a volume with snapshots, as linstor-csi does it: the resources and
+    /// volume definitions go, the resource definition stays (marked deleted, so no CSI call
+    /// sees the volume again) while its snapshots exist; the last DeleteSnapshot removes it.
+    async fn delete_keeping_snapshots(&self, id: &str) -> Result<(), CsiError> {
+        let mut mark = super::client::ResourceDefinitionModify::default();
+        mark.override_props
+            .insert(props::DELETED.to_owned(), "true".to_owned());
+        gone_ok(self.client.modify_resource_definition(id, &mark).await)?;
+        let mut resources = self.client.list_resources(id).await?;
+        // Diskless replicas first: LINSTOR keeps the last diskful one while any is left.
+        resources.sort_by_key(|r| !r.is_diskless());
+        for r in &resources {
+            if let Err(e) = gone_ok(self.client.delete_resource(id, &r.node_name).await) {
+                // The definition is marked; the last DeleteSnapshot takes the rest with it.
+                tracing::warn!(volume = %id, node = %r.node_name, "replica kept until the snapshots go: {e}");
+                return Ok(());
+            }
+        }
+        for vd in self.client.list_volume_definitions(id).await? {
+            if let Err(e) = gone_ok(
+                self.client
+                    .delete_volume_definition(id, vd.volume_number.unwrap_or(0))
+                    .await,
+            ) {
+                tracing::warn!(volume = %id, "volume definition kept until the snapshots go: {e}");
+            }
+        }
+        tracing::info!(volume = %id, "deleted; the resource definition stays for its snapshots");
+        Ok(())
+    }
+
+    /// DeleteSnapshot; the last snapshot of a deleted volume takes its definition along.
+    async fn remove_snapshot(&self, rd: &str, snap: &str) -> Result<(), CsiError> {
+        gone_ok(self.client.delete_snapshot(rd, snap).await)?;
+        let Some(def) = found(self.client.get_resource_definition(rd).await)? else {
+            return Ok(());
+        };
+        if is_ours(&def)
+            && def.props.contains_key(props::DELETED)
+            && self.client.list_snapshots(rd).await?.is_empty()
+        {
+            gone_ok(self.client.delete_resource_definition(rd).await)?;
+        }
+        Ok(())
     }
 
     async fn condition(&self, id: &str) -> Result<Condition, CsiError> {
@@ -198,7 +296,15 @@ impl LinstorBackend {
         let pools = self.client.storage_pool_view(&filter).await?;
         let mut free_per_node: BTreeMap<String, u64> = BTreeMap::new();
         for pool in pools.iter().filter(|s| !s.is_diskless()) {
-            let free = pool.free_capacity.unwrap_or(0).saturating_mul(1024);
+            let free_kib = match (&p.over_provision, pool.total_capacity) {
+                // overProvision (linstor-csi): total × factor − what is used.
+                (Some(op), Some(total)) => {
+                    let used = total.saturating_sub(pool.free_capacity.unwrap_or(0));
+                    ((total as f64 * op.factor()) as u64).saturating_sub(used)
+                }
+                _ => pool.free_capacity.unwrap_or(0),
+            };
+            let free = free_kib.saturating_mul(1024);
             let e = free_per_node.entry(pool.node_name.clone()).or_default();
             *e = (*e).max(free);
         }
@@ -247,7 +353,7 @@ impl VolumeBackend for LinstorBackend {
             return Ok(None);
         }
         match found(self.client.get_resource_definition(volume_id).await)? {
-            Some(rd) if is_ours(&rd) => Ok(Some(self.volume_of(&rd).await?)),
+            Some(rd) if is_live(&rd) => Ok(Some(self.volume_of(&rd).await?)),
             _ => Ok(None),
         }
     }
@@ -259,7 +365,7 @@ impl VolumeBackend for LinstorBackend {
             .list_resource_definitions(false)
             .await?
             .iter()
-            .filter(|rd| is_ours(rd))
+            .filter(|rd| is_live(rd))
         {
             match self.volume_of(rd).await {
                 Ok(v) => out.push(v),
@@ -295,7 +401,7 @@ impl VolumeBackend for LinstorBackend {
 
     async fn delete_snapshot(&self, snapshot_id: &str) -> Result<(), CsiError> {
         match names::parse_snapshot_id(snapshot_id) {
-            Some((rd, snap)) => Ok(gone_ok(self.client.delete_snapshot(rd, snap).await)?),
+            Some((rd, snap)) => self.remove_snapshot(rd, snap).await,
             None => Ok(()),
         }
     }

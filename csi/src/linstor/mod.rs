@@ -16,6 +16,7 @@ pub mod names;
 pub mod params;
 pub mod placement;
 mod publish;
+pub mod remote_access;
 mod snapshots;
 
 pub use attacher::{DiskState, DrbdsetupState, LinstorAttacher, LinstorViewState};

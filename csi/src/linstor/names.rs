@@ -24,6 +24,26 @@ pub mod props {
     pub const ATTACHED: &str = "Aux/hearth.dev/attached";
     /// Comma-separated nodes whose diskless replica a publish created (removed on unpublish).
     pub const TEMP_DISKLESS: &str = "Aux/hearth.dev/temp-diskless";
+    /// Comma-separated nodes the volume is published to read-only (a publish with another
+    /// readonly flag is ALREADY_EXISTS, as the CSI spec says).
+    pub const READONLY: &str = "Aux/hearth.dev/readonly";
+    /// Set while DeleteVolume has run but snapshots keep the resource definition; the last
+    /// DeleteSnapshot removes it.
+    pub const DELETED: &str = "Aux/hearth.dev/deleted";
+    /// The CSI name of a volume whose CreateVolume has not finished: it survives LINSTOR's
+    /// copy of the source's properties in a restore or clone (a finished source never has
+    /// it), so a retry knows the definition as its own.
+    pub const BUILDING: &str = "Aux/hearth.dev/building";
+    /// Properties that belong to one volume's life and never carry over to a restore or a
+    /// clone (LINSTOR copies every resource-definition property into both).
+    pub const TRANSIENT: &[&str] = &[
+        ATTACHED,
+        TEMP_DISKLESS,
+        READONLY,
+        DELETED,
+        TWO_PRIMARIES,
+        PROTOCOL,
+    ];
     /// Set by LINSTOR's DRBD layer: two primaries for live migration.
     pub const TWO_PRIMARIES: &str = "DrbdOptions/Net/allow-two-primaries";
     /// Set with two primaries: DRBD's synchronous protocol.

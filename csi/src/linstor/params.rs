@@ -1,23 +1,35 @@
 //! StorageClass parameters of the LINSTOR backend, parsed and checked.
 //!
-//! Hearth reads the parameter names linstor-csi uses, so a StorageClass written for
-//! linstor-csi (Cozystack's, say) keeps working: keys may be bare (`placementCount`), prefixed
-//! with `linstor.csi.linbit.com/` or `hearth.dev/`, and LINSTOR properties are passed with
-//! `property.linstor.csi.linbit.com/<property>` or `property.hearth.dev/<property>`. Keys the
-//! CSI sidecars add (`csi.storage.k8s.io/...`) are ignored. Anything else is refused.
+//! Hearth reads StorageClass parameters the way linstor-csi does (its `pkg/volume/parameter.go`),
+//! so every class written for linstor-csi (Cozystack's, piraeus') works unchanged:
+//! - keys are bare (`placementCount`) or in the `linstor.csi.linbit.com/` or `hearth.dev/`
+//!   prefix, matched case-insensitively (`storagePool`, `StoragePool`, `storagepool`);
+//! - `property.linstor.csi.linbit.com/<p>` and `property.hearth.dev/<p>` set LINSTOR property
+//!   `<p>` on the resource group, and so does a bare `DrbdOptions/<p>` key;
+//! - keys the CSI sidecars add (`csi.storage.k8s.io/...`) and keys of any other prefix
+//!   (someone else's: `qos.linbit.com/...`, `example.com/...`) are ignored, each logged once;
+//! - an unknown key without a prefix or in the LINSTOR or Hearth prefix is refused, naming it.
 //!
 //! The parameters map to one resource group per distinct set of parameters (one per
-//! StorageClass in practice). This module is pure: it touches nothing.
+//! StorageClass in practice). This module is pure apart from that one log line per foreign key.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use sha2::{Digest, Sha256};
 
+use super::remote_access::RemoteAccess;
 use crate::CsiError;
 
 const PREFIXES: &[&str] = &["linstor.csi.linbit.com/", "hearth.dev/"];
 const PROPERTY_PREFIXES: &[&str] = &["property.linstor.csi.linbit.com/", "property.hearth.dev/"];
 const SIDECAR_PREFIX: &str = "csi.storage.k8s.io/";
+/// The namespace linstor-csi takes as LINSTOR properties without a prefix.
+const DRBD_OPTIONS: &str = "DrbdOptions/";
+/// Where node labels live as LINSTOR node properties (linstor-csi's default
+/// `--property-namespace`): `replicasOnSame: topology.kubernetes.io/zone` means
+/// `Aux/topology.kubernetes.io/zone`.
+const TOPOLOGY_NAMESPACE: &str = "Aux/";
 
 /// LINSTOR layers Hearth accepts in a layer list.
 const LAYERS: &[&str] = &[
@@ -28,6 +40,15 @@ const LAYERS: &[&str] = &[
     "WRITECACHE",
     "CACHE",
     "BCACHE",
+];
+
+/// linstor-csi's placement policies (`placementPolicy`).
+const PLACEMENT_POLICIES: &[&str] = &[
+    "autoplacetopology",
+    "autoplace",
+    "manual",
+    "followtopology",
+    "balanced",
 ];
 
 /// The parsed parameters of a StorageClass.
@@ -42,21 +63,41 @@ pub struct StorageClassParams {
     /// The storage pool for diskless replicas (`disklessStoragePool`).
     pub diskless_storage_pool: Option<String>,
     /// The layer stack, top first, as LINSTOR spells it (`layerList: drbd storage` gives
-    /// `DRBD`, `STORAGE`).
+    /// `DRBD`, `STORAGE`); empty lets LINSTOR use its default (DRBD over STORAGE).
     pub layer_list: Vec<String>,
-    /// Whether a node without a replica may attach the volume disklessly
-    /// (`allowRemoteVolumeAccess`, default true).
-    pub allow_remote_volume_access: bool,
+    /// Which nodes without a replica may attach the volume disklessly
+    /// (`allowRemoteVolumeAccess`: `true`, `false` or linstor-csi's `- fromSame: [...]`
+    /// rules; by default anywhere when the stack has DRBD or NVMe, else local only).
+    pub remote_access: RemoteAccess,
     /// Node properties all replicas must share (`replicasOnSame`).
     pub replicas_on_same: Vec<String>,
     /// Node properties on which replicas must differ (`replicasOnDifferent`).
     pub replicas_on_different: Vec<String>,
+    /// At most this many replicas per value of a node property (`xReplicasOnDifferent`).
+    pub x_replicas_on_different: BTreeMap<String, u32>,
     /// Do not place beside resources whose names match (`doNotPlaceWithRegex`).
     pub do_not_place_with_regex: Option<String>,
     /// Explicit nodes for the diskful replicas (`nodeList`); LINSTOR's autoplacer is skipped.
     pub node_list: Vec<String>,
+    /// Nodes that get a diskless replica at creation (`clientList`).
+    pub client_list: Vec<String>,
+    /// Diskless replicas on every other node (`disklessOnRemaining`).
+    pub diskless_on_remaining: bool,
+    /// Report free capacity as total × this − used (`overProvision`), for thin pools.
+    pub over_provision: Option<OverProvision>,
     /// LINSTOR properties for the resource group (`DrbdOptions/...`).
     pub properties: BTreeMap<String, String>,
+}
+
+/// An over-provisioning factor, kept as text so the parameters stay `Eq` and hashable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverProvision(String);
+
+impl OverProvision {
+    /// The factor.
+    pub fn factor(&self) -> f64 {
+        self.0.parse().unwrap_or(1.0)
+    }
 }
 
 fn bad(key: &str, value: &str, why: &str) -> CsiError {
@@ -73,8 +114,8 @@ fn list(value: &str) -> Vec<String> {
 
 fn boolean(key: &str, value: &str) -> Result<bool, CsiError> {
     match value.to_ascii_lowercase().as_str() {
-        "true" | "yes" | "1" => Ok(true),
-        "false" | "no" | "0" => Ok(false),
+        "true" | "yes" | "1" | "t" => Ok(true),
+        "false" | "no" | "0" | "f" => Ok(false),
         _ => Err(bad(key, value, "expected true or false")),
     }
 }
@@ -86,6 +127,57 @@ fn name_ok(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// A node label as the LINSTOR node property it is (see [`TOPOLOGY_NAMESPACE`]).
+fn topology_prop(label: &str) -> String {
+    if label.starts_with(TOPOLOGY_NAMESPACE) {
+        label.to_owned()
+    } else {
+        format!("{TOPOLOGY_NAMESPACE}{label}")
+    }
+}
+
+/// Logs a parameter Hearth does not act on, once per key and process.
+fn note_once(key: &str, why: &str) {
+    static SEEN: OnceLock<Mutex<HashSet<String>>> = OnceLock::new();
+    let first = SEEN
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(key.to_owned());
+    if first {
+        tracing::info!(parameter = %key, "StorageClass parameter ignored: {why}");
+    }
+}
+
+/// What a key is.
+enum Key<'a> {
+    /// A LINSTOR property.
+    Property(&'a str),
+    /// A parameter of ours, lower-cased, without its prefix.
+    Ours(String),
+    /// The CSI sidecars' or someone else's.
+    Foreign,
+}
+
+fn classify(key: &str) -> Key<'_> {
+    if let Some(prop) = PROPERTY_PREFIXES
+        .iter()
+        .find_map(|pre| key.strip_prefix(pre))
+    {
+        return Key::Property(prop);
+    }
+    if key.starts_with(DRBD_OPTIONS) {
+        return Key::Property(key);
+    }
+    if let Some(bare) = PREFIXES.iter().find_map(|pre| key.strip_prefix(pre)) {
+        return Key::Ours(bare.to_ascii_lowercase());
+    }
+    if key.contains('/') {
+        return Key::Foreign;
+    }
+    Key::Ours(key.to_ascii_lowercase())
+}
+
 impl StorageClassParams {
     /// Whether Hearth's placement may choose the replica nodes: not when the class names
     /// nodes, or carries placement rules only LINSTOR's autoplacer understands (node-property
@@ -94,52 +186,61 @@ impl StorageClassParams {
         self.node_list.is_empty()
             && self.replicas_on_same.is_empty()
             && self.replicas_on_different.is_empty()
+            && self.x_replicas_on_different.is_empty()
             && self.do_not_place_with_regex.is_none()
             && self.diskless_storage_pool.is_none()
+    }
+
+    /// True when the layer stack has a layer that can attach without a local disk (DRBD,
+    /// NVMe); LINSTOR's default stack has DRBD.
+    pub fn has_diskless_layer(&self) -> bool {
+        self.layer_list.is_empty() || self.layer_list.iter().any(|l| l == "DRBD" || l == "NVME")
     }
 
     /// Parses and checks StorageClass parameters.
     pub fn parse(parameters: &BTreeMap<String, String>) -> Result<Self, CsiError> {
         let mut p = Self {
             place_count: 1,
-            allow_remote_volume_access: true,
             ..Self::default()
         };
+        let mut remote: Option<RemoteAccess> = None;
+        let mut encryption = false;
         for (key, value) in parameters {
-            if key.starts_with(SIDECAR_PREFIX) {
-                continue;
-            }
-            if let Some(prop) = PROPERTY_PREFIXES
-                .iter()
-                .find_map(|pre| key.strip_prefix(pre))
-            {
-                if prop.is_empty() || prop.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                    return Err(bad(key, value, "not a LINSTOR property name"));
+            let bare = match classify(key) {
+                Key::Property(prop) => {
+                    if prop.is_empty() || prop.chars().any(|c| c.is_whitespace() || c.is_control())
+                    {
+                        return Err(bad(key, value, "not a LINSTOR property name"));
+                    }
+                    p.properties.insert(prop.to_owned(), value.clone());
+                    continue;
                 }
-                p.properties.insert(prop.to_owned(), value.clone());
-                continue;
-            }
-            let bare = PREFIXES
-                .iter()
-                .find_map(|pre| key.strip_prefix(pre))
-                .unwrap_or(key);
-            match bare {
-                "autoPlace" | "placementCount" => {
-                    p.place_count = value
+                Key::Foreign => {
+                    if !key.starts_with(SIDECAR_PREFIX) {
+                        note_once(key, "another component's parameter");
+                    }
+                    continue;
+                }
+                Key::Ours(bare) => bare,
+            };
+            match bare.as_str() {
+                "autoplace" | "placementcount" => {
+                    let v = if value.is_empty() { "1" } else { value };
+                    p.place_count = v
                         .parse()
                         .ok()
                         .filter(|n| (1..=16).contains(n))
                         .ok_or_else(|| bad(key, value, "expected a replica count from 1 to 16"))?;
                 }
-                "storagePool" | "storagePools" => p.storage_pools = list(value),
-                "disklessStoragePool" => p.diskless_storage_pool = Some(value.clone()),
-                "resourceGroup" => {
+                "storagepool" | "storagepools" => p.storage_pools = list(value),
+                "disklessstoragepool" => p.diskless_storage_pool = Some(value.clone()),
+                "resourcegroup" => {
                     if !name_ok(value) {
                         return Err(bad(key, value, "not a LINSTOR resource group name"));
                     }
                     p.resource_group = Some(value.clone());
                 }
-                "layerList" => {
+                "layerlist" => {
                     let layers = list(value)
                         .into_iter()
                         .map(|l| l.to_ascii_uppercase())
@@ -152,11 +253,66 @@ impl StorageClassParams {
                     }
                     p.layer_list = layers;
                 }
-                "allowRemoteVolumeAccess" => p.allow_remote_volume_access = boolean(key, value)?,
-                "replicasOnSame" => p.replicas_on_same = list(value),
-                "replicasOnDifferent" => p.replicas_on_different = list(value),
-                "doNotPlaceWithRegex" => p.do_not_place_with_regex = Some(value.clone()),
-                "nodeList" => p.node_list = list(value),
+                "allowremotevolumeaccess" => {
+                    remote = Some(RemoteAccess::parse(value).map_err(|e| bad(key, value, &e))?);
+                }
+                "replicasonsame" => {
+                    p.replicas_on_same = list(value).iter().map(|l| topology_prop(l)).collect();
+                }
+                "replicasondifferent" => {
+                    p.replicas_on_different =
+                        list(value).iter().map(|l| topology_prop(l)).collect();
+                }
+                "xreplicasondifferent" => {
+                    let m: BTreeMap<String, u32> = serde_yaml_ng::from_str(value)
+                        .map_err(|e| bad(key, value, &format!("expected `label: count` ({e})")))?;
+                    p.x_replicas_on_different =
+                        m.into_iter().map(|(k, v)| (topology_prop(&k), v)).collect();
+                }
+                "donotplacewithregex" => p.do_not_place_with_regex = Some(value.clone()),
+                "nodelist" => p.node_list = list(value),
+                "clientlist" => p.client_list = list(value),
+                "disklessonremaining" => p.diskless_on_remaining = boolean(key, value)?,
+                "encryption" => encryption = boolean(key, value)?,
+                "overprovision" => {
+                    let f: f64 = value
+                        .parse()
+                        .ok()
+                        .filter(|f: &f64| f.is_finite() && *f > 0.0)
+                        .ok_or_else(|| bad(key, value, "expected a positive number"))?;
+                    p.over_provision = Some(OverProvision(f.to_string()));
+                }
+                "placementpolicy" => {
+                    if !PLACEMENT_POLICIES.contains(&value.to_ascii_lowercase().as_str()) {
+                        return Err(bad(
+                            key,
+                            value,
+                            "expected AutoPlaceTopology, AutoPlace, Manual, FollowTopology or Balanced",
+                        ));
+                    }
+                    // Hearth always places the first replica on the CO's preferred node and
+                    // lets LINSTOR's autoplacer place the rest under the class's rules: what
+                    // AutoPlaceTopology (linstor-csi's default) does.
+                    note_once(key, "Hearth places as AutoPlaceTopology does");
+                }
+                "usepvcname" => {
+                    if boolean(key, value)? {
+                        note_once(key, "Hearth names volumes after the PV, so a retry finds them");
+                    }
+                }
+                "sizekib" => note_once(key, "sizes come from the CSI request"),
+                "fsopts" | "mountopts" | "postmountxfsopts" => {
+                    return Err(bad(
+                        key,
+                        value,
+                        "filesystem and mount options are not supported by Hearth's LINSTOR backend yet; remove the parameter",
+                    ))
+                }
+                "nfsconfigtemplate" | "nfsservicename" | "nfssquash" | "nfsrecoveryvolumesize" => {
+                    // Only for linstor-csi's NFS-exported RWX filesystems, which Hearth does
+                    // not offer: such a volume request is refused on its access mode.
+                    note_once(key, "Hearth has no NFS export");
+                }
                 _ => {
                     return Err(CsiError::InvalidArgument(format!(
                         "unknown StorageClass parameter {key:?}; see docs/storageclass.md"
@@ -164,13 +320,33 @@ impl StorageClassParams {
                 }
             }
         }
+        if encryption && !p.layer_list.iter().any(|l| l == "LUKS") {
+            // LINSTOR encrypts with its LUKS layer, right above the storage.
+            if p.layer_list.is_empty() {
+                p.layer_list = vec!["DRBD".into(), "STORAGE".into()];
+            }
+            let at = p.layer_list.len().saturating_sub(1);
+            p.layer_list.insert(at, "LUKS".into());
+        }
+        p.remote_access = remote.unwrap_or(if p.has_diskless_layer() {
+            RemoteAccess::Anywhere
+        } else {
+            RemoteAccess::LocalOnly
+        });
+        if !p.node_list.is_empty() || !p.client_list.is_empty() {
+            // linstor-csi: a manual placement ignores the autoplacing options.
+            p.replicas_on_same.clear();
+            p.replicas_on_different.clear();
+            p.x_replicas_on_different.clear();
+            p.do_not_place_with_regex = None;
+        }
         let node_name_ok = |n: &String| {
             n.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         };
-        if !p.node_list.iter().all(node_name_ok) {
+        if !p.node_list.iter().chain(&p.client_list).all(node_name_ok) {
             return Err(CsiError::InvalidArgument(
-                "a nodeList entry is not a node name".into(),
+                "a nodeList or clientList entry is not a node name".into(),
             ));
         }
         if p.storage_pools
@@ -206,7 +382,7 @@ impl StorageClassParams {
             self.storage_pools,
             self.diskless_storage_pool,
             self.layer_list,
-            self.allow_remote_volume_access,
+            self.remote_access.to_prop(),
             self.replicas_on_same,
             self.replicas_on_different,
             self.do_not_place_with_regex,
@@ -214,95 +390,25 @@ impl StorageClassParams {
             self.properties
         );
         h.update(canon.as_bytes());
+        // Newer parameters join the digest only when set, so classes without them keep
+        // their resource group.
+        if !self.x_replicas_on_different.is_empty()
+            || !self.client_list.is_empty()
+            || self.diskless_on_remaining
+        {
+            h.update(
+                format!(
+                    "|{:?}|{:?}|{}",
+                    self.x_replicas_on_different, self.client_list, self.diskless_on_remaining
+                )
+                .as_bytes(),
+            );
+        }
         let digest = h.finalize();
         digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn cozystack_replicated_class_parses() {
-        let p = StorageClassParams::parse(&map(&[
-            ("linstor.csi.linbit.com/storagePool", "data"),
-            ("linstor.csi.linbit.com/autoPlace", "3"),
-            ("linstor.csi.linbit.com/layerList", "drbd storage"),
-            ("linstor.csi.linbit.com/allowRemoteVolumeAccess", "true"),
-            (
-                "property.linstor.csi.linbit.com/DrbdOptions/auto-quorum",
-                "suspend-io",
-            ),
-            ("csi.storage.k8s.io/pvc/name", "ignored"),
-        ]))
-        .unwrap();
-        assert_eq!(p.place_count, 3);
-        assert_eq!(p.storage_pools, ["data"]);
-        assert_eq!(p.layer_list, ["DRBD", "STORAGE"]);
-        assert_eq!(
-            p.properties
-                .get("DrbdOptions/auto-quorum")
-                .map(String::as_str),
-            Some("suspend-io")
-        );
-        let name = p.resource_group_name();
-        assert!(name.starts_with("hearth-") && name.len() == 23, "{name}");
-        assert_eq!(
-            name,
-            StorageClassParams::parse(&map(&[
-                ("autoPlace", "3"),
-                ("storagePool", "data"),
-                ("layerList", "drbd,storage"),
-                ("property.hearth.dev/DrbdOptions/auto-quorum", "suspend-io"),
-            ]))
-            .unwrap()
-            .resource_group_name(),
-            "the same class in other spellings is the same group"
-        );
-    }
-
-    #[test]
-    fn bare_linstor_csi_keys_and_explicit_group() {
-        let p = StorageClassParams::parse(&map(&[
-            ("placementCount", "2"),
-            ("storagePool", "lvm-thin"),
-            ("resourceGroup", "kubevirt"),
-        ]))
-        .unwrap();
-        assert_eq!(
-            (p.place_count, p.resource_group_name().as_str()),
-            (2, "kubevirt")
-        );
-    }
-
-    #[test]
-    fn refuses_unknown_and_malformed() {
-        for bad in [
-            map(&[("replicas", "3")]),
-            map(&[("autoPlace", "0")]),
-            map(&[("autoPlace", "many")]),
-            map(&[("layerList", "drbd zfs")]),
-            map(&[("layerList", "storage drbd")]),
-            map(&[("allowRemoteVolumeAccess", "maybe")]),
-            map(&[("resourceGroup", "../x")]),
-            map(&[("storagePool", "a;b")]),
-            map(&[("property.hearth.dev/", "x")]),
-        ] {
-            assert!(
-                matches!(
-                    StorageClassParams::parse(&bad),
-                    Err(CsiError::InvalidArgument(_))
-                ),
-                "{bad:?}"
-            );
-        }
-    }
-}
+#[path = "params_tests.rs"]
+mod tests;

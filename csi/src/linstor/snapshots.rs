@@ -3,7 +3,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::backend::{existing_ok, found, is_ours, LinstorBackend};
+use super::backend::{existing_ok, found, is_live, is_ours, LinstorBackend};
 use super::client::{self, ViewFilter};
 use super::names;
 use crate::backend::Snapshot;
@@ -34,7 +34,7 @@ impl LinstorBackend {
             return Err(missing());
         }
         match found(self.client.get_resource_definition(source).await)? {
-            Some(rd) if is_ours(&rd) => {}
+            Some(rd) if is_live(&rd) => {}
             _ => return Err(missing()),
         }
         let snap = names::snapshot_name(name);

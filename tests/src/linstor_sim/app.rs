@@ -68,7 +68,9 @@ impl App {
 
     /// The state, locked.
     pub fn lock(&self) -> MutexGuard<'_, State> {
-        lock(&self.state)
+        let mut state = lock(&self.state);
+        state.settle();
+        state
     }
 
     /// The answers recorded so far.
@@ -257,6 +259,26 @@ fn table() -> Vec<(&'static str, &'static str, MethodRouter<Arc<App>>)> {
             "POST",
             "/v1/resource-definitions/{rd}/resources/{node}/make-available",
             post(r::make_available),
+        ),
+        (
+            "PUT",
+            "/v1/resource-definitions/{rd}/resources/{node}/toggle-disk",
+            put(r::toggle_disk),
+        ),
+        (
+            "PUT",
+            "/v1/resource-definitions/{rd}/resources/{node}/toggle-disk/diskful",
+            put(r::toggle_diskful),
+        ),
+        (
+            "PUT",
+            "/v1/resource-definitions/{rd}/resources/{node}/toggle-disk/diskful/{pool}",
+            put(r::toggle_diskful_pool),
+        ),
+        (
+            "PUT",
+            "/v1/resource-definitions/{rd}/resources/{node}/toggle-disk/diskless",
+            put(r::toggle_diskless),
         ),
         (
             "POST",

@@ -109,6 +109,20 @@ pub const WARN_DEL_UNSET_PROP: u64 = 1005;
 pub const WARN_RSC_ALREADY_DEPLOYED: u64 = 1006;
 /// Info: nothing to do.
 pub const INFO_NOOP: u64 = 10007;
+/// Warning: no node for the quorum tiebreaker.
+pub const WARN_NOT_ENOUGH_NODES_FOR_TIE_BREAKER: u64 = 1013;
+/// Warning: a resize to the size the volume definition has already (no satellite update).
+pub const WARN_VLMDFN_RESIZE_SAME_SIZE: u64 = 1023;
+/// Info: a tiebreaker was added.
+pub const INFO_TIE_BREAKER_CREATED: u64 = 10003;
+/// Info: a diskless replica being deleted was kept as the tiebreaker.
+pub const INFO_TIE_BREAKER_TAKEOVER: u64 = 10006;
+/// Info: a tiebreaker is being removed.
+pub const INFO_TIE_BREAKER_DELETING: u64 = 10004;
+/// The layer stack cannot do what was asked (a diskless replica without DRBD, say).
+pub const FAIL_INVLD_LAYER_STACK: u64 = 225;
+/// A resize while a DRBD replica is not UpToDate.
+pub const FAIL_NOT_ALL_UPTODATE: u64 = 974;
 
 /// The first DRBD minor number LINSTOR hands out.
 pub const MINOR_FIRST: u32 = 1000;

@@ -90,8 +90,43 @@ pub async fn resource_modify(
 pub async fn resource_delete(
     Ctx(app): Ctx<Arc<App>>,
     Path((rd, node)): Path<(String, String)>,
+    Query(q): Params,
 ) -> Answer {
-    done(&app.lock().delete_resource(&rd, &node)?)
+    let keep = q
+        .iter()
+        .any(|(k, v)| k == "keep_tiebreaker" && v.eq_ignore_ascii_case("true"));
+    done(&app.lock().delete_resource(&rd, &node, keep)?)
+}
+
+pub async fn toggle_disk(
+    Ctx(app): Ctx<Arc<App>>,
+    Path((rd, node)): Path<(String, String)>,
+    body: Bytes,
+) -> Answer {
+    let body = parse::body(&body)?;
+    let (diskful, pool) = super::state::State::toggle_request(&body)?;
+    done(&app.lock().toggle_disk(&rd, &node, diskful, pool)?)
+}
+
+pub async fn toggle_diskful(
+    Ctx(app): Ctx<Arc<App>>,
+    Path((rd, node)): Path<(String, String)>,
+) -> Answer {
+    done(&app.lock().toggle_disk(&rd, &node, true, None)?)
+}
+
+pub async fn toggle_diskful_pool(
+    Ctx(app): Ctx<Arc<App>>,
+    Path((rd, node, pool)): Path<(String, String, String)>,
+) -> Answer {
+    done(&app.lock().toggle_disk(&rd, &node, true, Some(pool))?)
+}
+
+pub async fn toggle_diskless(
+    Ctx(app): Ctx<Arc<App>>,
+    Path((rd, node)): Path<(String, String)>,
+) -> Answer {
+    done(&app.lock().toggle_disk(&rd, &node, false, None)?)
 }
 
 pub async fn autoplace(Ctx(app): Ctx<Arc<App>>, Path(rd): Path<String>, body: Bytes) -> Answer {

@@ -37,6 +37,7 @@ pub mod faults;
 mod handlers_defs;
 mod handlers_rsc;
 mod ops_defs;
+mod ops_drbd;
 mod ops_groups;
 mod ops_place;
 mod ops_remote;
@@ -249,6 +250,54 @@ impl Simulator {
             .lock()
             .set_in_use(rd, node, in_use)
             .map_err(|f| f.0.message)
+    }
+
+    /// Sets a replica's DRBD disk state (`None`: the default UpToDate/Diskless) and the peer
+    /// it resyncs from, with the progress in percent.
+    pub fn set_disk_state(
+        &self,
+        rd: &str,
+        node: &str,
+        disk_state: Option<&str>,
+        sync_from: Option<(&str, f64)>,
+    ) -> Result<(), String> {
+        self.app
+            .lock()
+            .set_disk_state(
+                rd,
+                node,
+                disk_state.map(str::to_owned),
+                sync_from.map(|(n, p)| (n.to_owned(), p)),
+            )
+            .map_err(|f| f.0.message)
+    }
+
+    /// Sets a node's connection status (`ONLINE`, `OFFLINE`) and flags (`EVICTED`, ...), as
+    /// the controller reports a satellite that went away or that an admin evicted.
+    pub fn set_node_state(&self, node: &str, status: &str, flags: &[&str]) -> Result<(), String> {
+        let mut s = self.app.lock();
+        let n = s
+            .nodes
+            .get_mut(node)
+            .ok_or_else(|| format!("no node {node}"))?;
+        n.connection_status = status.to_owned();
+        n.flags = flags.iter().map(|f| (*f).to_owned()).collect();
+        Ok(())
+    }
+
+    /// Toggles a replica diskful or diskless, as `linstor resource toggle-disk` does.
+    pub fn toggle_disk(&self, rd: &str, node: &str, diskful: bool) -> Result<(), String> {
+        self.app
+            .lock()
+            .toggle_disk(rd, node, diskful, None)
+            .map(drop)
+            .map_err(|f| f.0.message)
+    }
+
+    /// Runs LINSTOR's `AutoDiskfulTask` now (see `ops_drbd`); returns the replicas that got
+    /// a disk, as `rd/node`.
+    pub fn run_auto_diskful(&self) -> Vec<String> {
+        self.app.lock().run_auto_diskful()
     }
 
     /// Stops serving and frees every device and file (also done on drop).

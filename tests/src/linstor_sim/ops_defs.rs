@@ -226,6 +226,8 @@ impl State {
         let mut vd = Vd {
             number,
             size_kib: size,
+            device_kib: size,
+            resize_due: None,
             minor,
             props,
             backing: None,
@@ -260,6 +262,24 @@ impl State {
                     ),
                 )));
             }
+            // CtrlVlmDfnModifyApiCallHandler: no resize while a DRBD replica is not UpToDate.
+            if size > vd.size_kib {
+                if let Some(r) = rd.rscs.values().find(|r| {
+                    r.pool.is_some()
+                        && r.has_drbd()
+                        && r.disk_state.as_deref().is_some_and(|d| d != "UpToDate")
+                }) {
+                    return Err(Fail(
+                        Rc::err(
+                            OP_MODIFY,
+                            obj::VLM_DFN,
+                            FAIL_NOT_ALL_UPTODATE,
+                            "Cannot resize volume, because we have a non-UpToDate DRBD device.",
+                        )
+                        .obj("Node", &r.node),
+                    ));
+                }
+            }
             let grow = size - vd.size_kib;
             for r in rd.rscs.values() {
                 if let Some(pool) = &r.pool {
@@ -269,7 +289,6 @@ impl State {
                 }
             }
         }
-        let devices = &self.devices;
         let rd = self
             .rds
             .get_mut(rd_name)
@@ -279,11 +298,19 @@ impl State {
             .get_mut(&vnr)
             .ok_or_else(|| vd_not_found(rd_name, vnr))?;
         let mut out = change_props(&mut vd.props, body, obj::VLM_DFN)?;
-        if let Some(size) = new_size.filter(|s| *s > vd.size_kib) {
-            if let Some(b) = &vd.backing {
-                devices.resize(b, size).map_err(device_failed)?;
+        // The size is recorded now and reaches the devices later (`State::settle`); a resize
+        // to the recorded size is a warning only (WARN_VLMDFN_RESIZE_SAME_SIZE).
+        if let Some(size) = new_size {
+            if size > vd.size_kib {
+                vd.size_kib = size;
+                vd.resize_due = Some(std::time::Instant::now() + super::state::RESIZE_TIME);
+            } else if size == vd.size_kib {
+                out.push(Rc::warn(
+                    obj::VLM_DFN,
+                    WARN_VLMDFN_RESIZE_SAME_SIZE,
+                    "VolumeDefinition already has the expected size, no satellite update will be triggered.",
+                ));
             }
-            vd.size_kib = size;
         }
         out.push(
             Rc::ok(

@@ -125,7 +125,16 @@ impl State {
                 .obj("RscDfn", rd),
             );
         }
+        let nodes: Vec<String> = adds.iter().map(|a| a.0.clone()).collect();
         self.add_resources(rd, adds, &BTreeMap::new())?;
+        // The request's layer_list, else the select filter's layer_stack.
+        let stack = if strings_of(body, "layer_list")?.is_empty() {
+            serde_json::json!({"layer_list": strings_of(&f, "layer_stack")?})
+        } else {
+            body.clone()
+        };
+        self.apply_layer_list(rd, &nodes, &stack);
+        out.extend(self.manage_tiebreaker(rd));
         Ok(out)
     }
 }

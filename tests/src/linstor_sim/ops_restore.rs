@@ -56,6 +56,8 @@ impl State {
             vds.push(Vd {
                 number,
                 size_kib: size,
+                device_kib: size,
+                resize_due: None,
                 minor,
                 props: Props::new(),
                 backing: None,
@@ -117,6 +119,24 @@ impl State {
                 .obj("RscDfn", &to),
             ));
         }
+        // CtrlSnapshotRestoreApiCallHandler.restoreOnNode: each restored volume definition
+        // must have the snapshot's size exactly ("Snapshot size does not match").
+        for (number, (snap_kib, _)) in &snap.vols {
+            let to_kib = target.vds.get(number).map_or(0, |v| v.size_kib);
+            if to_kib != *snap_kib {
+                return Err(Fail(
+                    Rc::err(
+                        OP_CREATE,
+                        obj::RSC,
+                        FAIL_INVLD_VLM_SIZE,
+                        format!(
+                            "Snapshot size does not match for volume number {number}; snapshot size: {snap_kib}KiB, required size: {to_kib}KiB"
+                        ),
+                    )
+                    .obj("RscDfn", &to),
+                ));
+            }
+        }
         let mut nodes = strings_of(body, "nodes")?;
         if nodes.is_empty() {
             nodes.clone_from(&snap.nodes);
@@ -155,6 +175,13 @@ impl State {
             .filter_map(|(n, (_, i))| Some((*n, i.clone()?)))
             .collect();
         self.add_resources(&to, adds, &seeds)?;
+        // The same handler copies the snapshot definition's copy of the source's resource
+        // definition properties onto the target (`ctrlPropsHelper.copy`): Aux/ included.
+        if let Some(t) = self.rds.get_mut(&to) {
+            t.props
+                .extend(snap.rd_props.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        self.manage_tiebreaker(&to);
         Ok(out)
     }
 
@@ -164,7 +191,15 @@ impl State {
         let to = str_of(body, "name").ok_or_else(|| bad("clone name missing"))?;
         let src = self.rds.get(rd).ok_or_else(|| rd_not_found(rd))?.clone();
         let group = str_of(body, "resource_group").unwrap_or_else(|| src.group.clone());
-        let create = serde_json::json!({"resource_definition": {"name": to, "resource_group_name": group, "props": src.props}});
+        // CtrlRscDfnApiCallHandler.cloneRscDfnInTransaction: every property of the source,
+        // plus the cloned-from marker, then the request's override_props and delete_props.
+        let mut props = src.props.clone();
+        props.insert("cloned-from".into(), rd.to_owned());
+        props.extend(super::parse::props_of(body, "override_props")?);
+        for key in strings_of(body, "delete_props")? {
+            props.remove(&key);
+        }
+        let create = serde_json::json!({"resource_definition": {"name": to, "resource_group_name": group, "props": props}});
         let mut out = self.create_rd(&create)?;
         for vd in src.vds.values() {
             let minor = self.next_minor().ok_or_else(|| {
@@ -182,6 +217,8 @@ impl State {
                     Vd {
                         number: vd.number,
                         size_kib: vd.size_kib,
+                        device_kib: vd.size_kib,
+                        resize_due: None,
                         minor,
                         props: vd.props.clone(),
                         backing: None,

@@ -43,6 +43,20 @@ pub fn rsc_not_found(rd: &str, node: &str) -> Fail {
     )
 }
 
+/// `FAIL_INVLD_LAYER_STACK`: a diskless replica needs a DRBD or NVMe layer.
+fn no_diskless_layer(rd: &str, node: &str) -> Fail {
+    Fail(
+        Rc::err(
+            OP_CREATE,
+            obj::RSC,
+            FAIL_INVLD_LAYER_STACK,
+            format!("Resource '{rd}' on node '{node}' cannot be diskless: its layer stack has no DRBD or NVME layer."),
+        )
+        .obj("RscDfn", rd)
+        .obj("Node", node),
+    )
+}
+
 pub(super) fn created(rd: &str, node: &str, diskless: bool) -> Rc {
     let kind = if diskless { "diskless " } else { "" };
     Rc::ok(
@@ -127,6 +141,14 @@ impl State {
         Ok(best.clone())
     }
 
+    /// The layer stack a `ResourceCreate` item asks for, or the default.
+    fn layers_of(&self, rd: &str, item: &Value) -> Vec<String> {
+        match strings_of(item, "layer_list") {
+            Ok(l) if !l.is_empty() => l.into_iter().map(|l| l.to_ascii_uppercase()).collect(),
+            _ => self.default_layers(rd),
+        }
+    }
+
     pub(super) fn rd_size_kib(&self, rd: &str) -> u64 {
         self.rds
             .get(rd)
@@ -142,6 +164,7 @@ impl State {
     ) -> Result<(), Fail> {
         for (node, pool, props) in adds {
             let uuid = self.uuid();
+            let layers = self.default_layers(rd);
             let r = self.rds.get_mut(rd).ok_or_else(|| rd_not_found(rd))?;
             r.rscs.insert(
                 node.clone(),
@@ -152,6 +175,10 @@ impl State {
                     in_use: false,
                     created_ms: now_ms(),
                     uuid,
+                    tie_breaker: false,
+                    layers,
+                    disk_state: None,
+                    sync_from: None,
                 },
             );
         }
@@ -206,10 +233,23 @@ impl State {
             if let Some(p) = &pool {
                 props.insert("StorPoolName".into(), p.clone());
             }
+            if diskless
+                && !self
+                    .layers_of(rd, item)
+                    .iter()
+                    .any(|l| l == "DRBD" || l == "NVME")
+            {
+                return Err(no_diskless_layer(rd, &node));
+            }
             out.push(created(rd, &node, diskless));
             adds.push((node, pool, props));
         }
+        let nodes: Vec<String> = adds.iter().map(|(n, _, _)| n.clone()).collect();
         self.add_resources(rd, adds, &BTreeMap::new())?;
+        for (node, item) in nodes.iter().zip(items) {
+            self.apply_layer_list(rd, std::slice::from_ref(node), item);
+        }
+        out.extend(self.manage_tiebreaker(rd));
         Ok(out)
     }
 
@@ -222,13 +262,20 @@ impl State {
         let diskful = bool_of(body, "diskful");
         let size = self.rd_size_kib(rd);
         match r.rscs.get(node) {
-            Some(existing) if existing.pool.is_some() || !diskful => Ok(vec![Rc::info(
-                obj::RSC,
-                INFO_NOOP,
-                format!("Resource '{rd}' is already available on node '{node}'."),
-            )
-            .obj("RscDfn", rd)
-            .obj("Node", node)]),
+            Some(existing) if existing.pool.is_some() || !diskful => {
+                // CtrlRscMakeAvailableApiCallHandler: a TIE_BREAKER asked for becomes a
+                // wanted diskless replica.
+                if let Some(x) = self.rds.get_mut(rd).and_then(|r| r.rscs.get_mut(node)) {
+                    x.tie_breaker = false;
+                }
+                Ok(vec![Rc::info(
+                    obj::RSC,
+                    INFO_NOOP,
+                    format!("Resource '{rd}' is already available on node '{node}'."),
+                )
+                .obj("RscDfn", rd)
+                .obj("Node", node)])
+            }
             Some(_) => {
                 let pool = self.pick_pool(rd, node, None, size)?;
                 let rsc = self
@@ -248,6 +295,14 @@ impl State {
                 .obj("Node", node)])
             }
             None => {
+                let stack = r
+                    .rscs
+                    .values()
+                    .next()
+                    .map_or_else(|| self.default_layers(rd), |x| x.layers.clone());
+                // Without DRBD (or NVMe) there is no diskless access: LINSTOR makes the
+                // replica diskful instead.
+                let diskful = diskful || !stack.iter().any(|l| l == "DRBD" || l == "NVME");
                 let (pool, mut props) = (
                     if diskful {
                         Some(self.pick_pool(rd, node, None, size)?)
@@ -260,7 +315,12 @@ impl State {
                     props.insert("StorPoolName".into(), p.clone());
                 }
                 self.add_resources(rd, vec![(node.to_owned(), pool, props)], &BTreeMap::new())?;
-                Ok(vec![created(rd, node, !diskful)])
+                if let Some(x) = self.rds.get_mut(rd).and_then(|r| r.rscs.get_mut(node)) {
+                    x.layers = stack;
+                }
+                let mut out = vec![created(rd, node, !diskful)];
+                out.extend(self.manage_tiebreaker(rd));
+                Ok(out)
             }
         }
     }
@@ -286,8 +346,15 @@ impl State {
         Ok(out)
     }
 
-    /// `DELETE /v1/resource-definitions/{rd}/resources/{node}`.
-    pub fn delete_resource(&mut self, rd: &str, node: &str) -> Result<Vec<Rc>, Fail> {
+    /// `DELETE /v1/resource-definitions/{rd}/resources/{node}[?keep_tiebreaker=true]`
+    /// (`CtrlRscDeleteApiCallHandler`): refused while open; with `keep_tiebreaker`, a
+    /// diskless replica the tiebreaker rule would replace stays, as the `TIE_BREAKER`.
+    pub fn delete_resource(
+        &mut self,
+        rd: &str,
+        node: &str,
+        keep_tiebreaker: bool,
+    ) -> Result<Vec<Rc>, Fail> {
         let r = self.rds.get(rd).ok_or_else(|| rd_not_found(rd))?;
         let rsc = r.rscs.get(node).ok_or_else(|| rsc_not_found(rd, node))?;
         if rsc.in_use {
@@ -302,6 +369,33 @@ impl State {
         {
             return Err(in_use(rd, node));
         }
+        if keep_tiebreaker && self.takes_over_as_tiebreaker(rd, node) {
+            if let Some(x) = self.rds.get_mut(rd).and_then(|r| r.rscs.get_mut(node)) {
+                x.tie_breaker = true;
+            }
+            return Ok(vec![Rc::info(
+                obj::RSC,
+                INFO_TIE_BREAKER_TAKEOVER,
+                format!("Resource '{rd}' on node '{node}' kept as the tie breaker."),
+            )
+            .obj("RscDfn", rd)
+            .obj("Node", node)]);
+        }
+        self.remove_resource(rd, node)?;
+        let mut out = vec![Rc::ok(
+            OP_DELETE,
+            obj::RSC,
+            DELETED,
+            format!("Resource '{rd}' on node '{node}' deleted."),
+        )
+        .obj("RscDfn", rd)
+        .obj("Node", node)];
+        out.extend(self.manage_tiebreaker(rd));
+        Ok(out)
+    }
+
+    /// Removes a resource (no checks), and the devices with the last one.
+    pub(super) fn remove_resource(&mut self, rd: &str, node: &str) -> Result<(), Fail> {
         let r = self.rds.get_mut(rd).ok_or_else(|| rd_not_found(rd))?;
         r.rscs.remove(node);
         if r.rscs.is_empty() {
@@ -316,14 +410,7 @@ impl State {
                 }
             }
         }
-        Ok(vec![Rc::ok(
-            OP_DELETE,
-            obj::RSC,
-            DELETED,
-            format!("Resource '{rd}' on node '{node}' deleted."),
-        )
-        .obj("RscDfn", rd)
-        .obj("Node", node)])
+        Ok(())
     }
 
     /// Marks a resource open (a DRBD Primary) or closed: the admin API's stand-in for a

@@ -111,8 +111,10 @@ impl State {
             .values()
             .filter_map(|x| Some((x.node.clone(), x.pool.clone()?)))
             .collect();
+        let rd_props = r.props.clone();
         let snap = Snap {
             name: name.to_owned(),
+            rd_props,
             nodes,
             vols,
             pools,

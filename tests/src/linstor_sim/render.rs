@@ -25,7 +25,7 @@ pub fn node(n: &Node) -> Value {
     json!({
         "name": n.name,
         "type": "Satellite",
-        "flags": [],
+        "flags": n.flags,
         "props": n.props,
         "net_interfaces": [{
             "name": "default",
@@ -35,7 +35,7 @@ pub fn node(n: &Node) -> Value {
             "is_active": true,
             "uuid": format!("{}-netif", n.uuid),
         }],
-        "connection_status": "ONLINE",
+        "connection_status": n.connection_status,
         "uuid": n.uuid,
         "storage_providers": ["DISKLESS", "LVM", "LVM_THIN", "ZFS", "ZFS_THIN", "FILE", "FILE_THIN"],
         "resource_layers": ["DRBD", "STORAGE"],
@@ -118,26 +118,54 @@ pub fn rd(r: &Rd, with_vds: bool) -> Value {
 }
 
 /// `Volume` of a resource on a node: the shared device, `UpToDate` or `Diskless`.
-pub fn volume(x: &Rsc, v: &Vd, kind: &str) -> Value {
+pub fn volume(rd: &str, x: &Rsc, v: &Vd, kind: &str) -> Value {
     let diskless = x.pool.is_none();
-    let path = Devices::device_path(v.backing.as_ref(), v.minor);
+    let path = match (&v.backing, x.has_drbd(), &x.pool) {
+        // Without DRBD the device is the storage layer's own volume.
+        (None, false, Some(pool)) => format!("/dev/{pool}/{rd}_{:05}", v.number),
+        _ => Devices::device_path(v.backing.as_ref(), v.minor),
+    };
+    let disk_state = x
+        .disk_state
+        .clone()
+        .unwrap_or_else(|| if diskless { "Diskless" } else { "UpToDate" }.to_owned());
+    let replication: serde_json::Map<String, Value> = x
+        .sync_from
+        .iter()
+        .map(|(peer, done)| {
+            (
+                peer.clone(),
+                json!({"replication_state": "SyncTarget", "done_percentage": done}),
+            )
+        })
+        .collect();
     json!({
         "volume_number": v.number,
         "storage_pool_name": x.pool.clone().unwrap_or_else(|| super::state::DISKLESS_POOL.to_owned()),
         "provider_kind": kind,
         "device_path": path,
         "allocated_size_kib": if diskless { 0 } else { v.size_kib },
-        "usable_size_kib": v.size_kib,
+        "usable_size_kib": v.device_kib,
         "props": {},
         "flags": [],
-        "state": {"disk_state": if diskless { "Diskless" } else { "UpToDate" }},
-        "layer_data_list": [{
-            "type": "DRBD",
-            "data": {"drbd_volume_definition": {"volume_number": v.number, "minor_number": v.minor},
-                     "device_path": path, "usable_size_kib": v.size_kib,
-                     "disk_state": if diskless { "Diskless" } else { "UpToDate" }},
-        }],
+        "state": {"disk_state": disk_state, "replication_states": replication},
+        "layer_data_list": x.layers.iter().map(|l| if l == "DRBD" {
+            json!({"type": "DRBD",
+                   "data": {"drbd_volume_definition": {"volume_number": v.number, "minor_number": v.minor},
+                            "device_path": path, "usable_size_kib": v.device_kib,
+                            "disk_state": disk_state}})
+        } else {
+            json!({"type": l, "data": {"device_path": path, "usable_size_kib": v.device_kib}})
+        }).collect::<Vec<_>>(),
         "uuid": format!("{}-{}", x.uuid, v.number),
+    })
+}
+
+/// The `layer_object` tree of a stack, top first.
+fn layer_object(layers: &[String]) -> Value {
+    layers.iter().rev().fold(Value::Null, |child, l| {
+        let children = if child.is_null() { vec![] } else { vec![child] };
+        json!({"type": l, "children": children})
     })
 }
 
@@ -146,6 +174,9 @@ pub fn resource(s: &State, r: &Rd, x: &Rsc) -> Value {
     let mut flags: Vec<&str> = Vec::new();
     if x.pool.is_none() {
         flags.extend(["DISKLESS", "DRBD_DISKLESS"]);
+    }
+    if x.tie_breaker {
+        flags.push("TIE_BREAKER");
     }
     let kind = match &x.pool {
         Some(p) => s
@@ -159,11 +190,11 @@ pub fn resource(s: &State, r: &Rd, x: &Rsc) -> Value {
         "node_name": x.node,
         "props": x.props,
         "flags": flags,
-        "layer_object": {"type": "DRBD", "children": [{"type": "STORAGE"}]},
+        "layer_object": layer_object(&x.layers),
         "state": {"in_use": x.in_use},
         "uuid": x.uuid,
         "create_timestamp": x.created_ms,
-        "volumes": r.vds.values().map(|v| volume(x, v, kind)).collect::<Vec<_>>(),
+        "volumes": r.vds.values().map(|v| volume(&r.name, x, v, kind)).collect::<Vec<_>>(),
     })
 }
 

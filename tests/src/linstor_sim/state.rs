@@ -28,6 +28,10 @@ pub struct Node {
     pub props: Props,
     pub address: String,
     pub uuid: String,
+    /// `ONLINE`, `OFFLINE`, ... (set by the admin API).
+    pub connection_status: String,
+    /// `EVICTED`, `EVACUATE`, ... (set by the admin API).
+    pub flags: Vec<String>,
 }
 
 /// A storage pool on a node; sizes in KiB.
@@ -68,7 +72,13 @@ pub struct Rd {
 #[derive(Debug, Clone)]
 pub struct Vd {
     pub number: u32,
+    /// The size LINSTOR has recorded.
     pub size_kib: u64,
+    /// The size the satellites' devices have: behind `size_kib` until a resize lands
+    /// ([`RESIZE_TIME`] later; see `State::settle`).
+    pub device_kib: u64,
+    /// When a pending resize reaches the devices.
+    pub resize_due: Option<Instant>,
     pub minor: u32,
     pub props: Props,
     pub backing: Option<Backing>,
@@ -84,12 +94,30 @@ pub struct Rsc {
     pub in_use: bool,
     pub created_ms: i64,
     pub uuid: String,
+    /// A diskless replica LINSTOR added for quorum (`TIE_BREAKER`), see `ops_drbd`.
+    pub tie_breaker: bool,
+    /// The layer stack, top first (`DRBD`, `STORAGE`, ...).
+    pub layers: Vec<String>,
+    /// The DRBD disk state when set by the admin API; `UpToDate`/`Diskless` otherwise.
+    pub disk_state: Option<String>,
+    /// The peer this replica resyncs from (`SyncTarget`) and the progress in percent.
+    pub sync_from: Option<(String, f64)>,
+}
+
+impl Rsc {
+    /// True when the stack has a DRBD layer.
+    pub fn has_drbd(&self) -> bool {
+        self.layers.iter().any(|l| l == "DRBD")
+    }
 }
 
 /// A snapshot of a resource definition.
 #[derive(Debug, Clone)]
 pub struct Snap {
     pub name: String,
+    /// The resource definition's properties when the snapshot was taken (LINSTOR keeps
+    /// them in the snapshot definition and copies them back on restore).
+    pub rd_props: Props,
     pub nodes: Vec<String>,
     /// Volume number -> (size in KiB, image file when devices are real).
     pub vols: BTreeMap<u32, (u64, Option<PathBuf>)>,
@@ -138,6 +166,9 @@ pub struct State {
     seq: u64,
 }
 
+/// How long the simulated satellites take to grow devices after a resize.
+pub const RESIZE_TIME: std::time::Duration = std::time::Duration::from_millis(400);
+
 /// Milliseconds since the epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -179,6 +210,8 @@ impl State {
                     props,
                     address: format!("10.0.0.{}", 10 + i),
                     uuid,
+                    connection_status: "ONLINE".into(),
+                    flags: Vec::new(),
                 },
             );
             let mut add = |pool: &str, kind: &str, total: u64, uuid: String| {
@@ -260,6 +293,25 @@ impl State {
             .values()
             .filter(|p| p.node == node && p.kind != "DISKLESS")
             .collect()
+    }
+
+    /// Lands the resizes whose time has come: the devices grow (`LOOP_SET_CAPACITY` with real
+    /// devices) and report the new size. Called on every access to the state.
+    pub fn settle(&mut self) {
+        let now = Instant::now();
+        let devices = &self.devices;
+        for vd in self.rds.values_mut().flat_map(|r| r.vds.values_mut()) {
+            if vd.resize_due.is_some_and(|due| due <= now) {
+                if let Some(b) = &vd.backing {
+                    if let Err(e) = devices.resize(b, vd.size_kib) {
+                        eprintln!("linstor-sim: resize failed: {e}");
+                        continue;
+                    }
+                }
+                vd.device_kib = vd.size_kib;
+                vd.resize_due = None;
+            }
+        }
     }
 
     /// Every loop device and file the simulator holds.

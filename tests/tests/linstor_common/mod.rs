@@ -198,19 +198,22 @@ pub async fn every_method(c: &LinstorClient) -> anyhow::Result<()> {
     // Placement, attach, views.
     c.autoplace("pvc-a", &AutoPlaceRequest::default()).await?;
     let rscs = c.list_resources("pvc-a").await?;
+    // Two diskful replicas, and LINSTOR's quorum tiebreaker on the third node.
     ensure!(
-        rscs.len() == 2 && rscs.iter().all(|r| !r.is_diskless()),
+        rscs.iter().filter(|r| !r.is_diskless()).count() == 2
+            && rscs.iter().filter(|r| r.is_tie_breaker()).count() == 1,
         "{rscs:?}"
     );
     let spare = ["node-a", "node-b", "node-c"]
         .into_iter()
-        .find(|n| rscs.iter().all(|r| r.node_name != *n))
-        .context("a node without a replica")?;
+        .find(|n| rscs.iter().all(|r| r.node_name != *n || r.is_tie_breaker()))
+        .context("a node without a diskful replica")?;
     c.make_available("pvc-a", spare, &MakeAvailable::default())
         .await?;
     c.make_available("pvc-a", spare, &MakeAvailable::default())
         .await?; // idempotent
-    ensure!(c.get_resource("pvc-a", spare).await?.is_diskless());
+    let made = c.get_resource("pvc-a", spare).await?;
+    ensure!(made.is_diskless() && !made.is_tie_breaker(), "{made:?}");
     ensure!(c.get_resource_volume("pvc-a", spare, 0).await?.disk_state() == Some("Diskless"));
     let view = c
         .resource_view(&ViewFilter {
@@ -283,7 +286,14 @@ pub async fn every_method(c: &LinstorClient) -> anyhow::Result<()> {
     c.restore_volume_definitions("pvc-a", "snap-1", &restore)
         .await?;
     c.restore_resources("pvc-a", "snap-1", &restore).await?;
-    ensure!(c.list_resources("pvc-r").await?.len() == 2);
+    ensure!(
+        c.list_resources("pvc-r")
+            .await?
+            .iter()
+            .filter(|r| !r.is_diskless())
+            .count()
+            == 2
+    );
     let started = c
         .clone_resource_definition(
             "pvc-a",

@@ -82,6 +82,12 @@ pub struct AutoSelectFilter {
     /// Put diskless replicas on every other node.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diskless_on_remaining: Option<bool>,
+    /// At most this many replicas per value of a node property.
+    #[serde(
+        deserialize_with = "wire::null_default",
+        skip_serializing_if = "std::collections::BTreeMap::is_empty"
+    )]
+    pub x_replicas_on_different_map: std::collections::BTreeMap<String, u32>,
 }
 
 /// `ResourceGroup` (also the body of the create call).

@@ -20,6 +20,8 @@ use super::{LinstorClient, Props, ViewFilter};
 pub const FLAG_DRBD_DISKLESS: &str = "DRBD_DISKLESS";
 /// The generic diskless flag in responses.
 pub const FLAG_DISKLESS: &str = "DISKLESS";
+/// The flag of the diskless replica LINSTOR adds for quorum.
+pub const FLAG_TIE_BREAKER: &str = "TIE_BREAKER";
 /// The resource property naming the storage pool of a diskful replica.
 pub const PROP_STOR_POOL_NAME: &str = "StorPoolName";
 
@@ -63,6 +65,11 @@ impl Resource {
         self.flags
             .iter()
             .any(|f| f == FLAG_DISKLESS || f == FLAG_DRBD_DISKLESS)
+    }
+
+    /// True for the quorum tiebreaker LINSTOR placed.
+    pub fn is_tie_breaker(&self) -> bool {
+        self.flags.iter().any(|f| f == FLAG_TIE_BREAKER)
     }
 
     /// True when LINSTOR reports the resource open (a DRBD Primary) on its node.
@@ -132,7 +139,29 @@ pub struct VolumeState {
     /// The DRBD disk state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub disk_state: Option<String>,
+    /// Per peer node: the DRBD replication state towards it (`Established`, `SyncTarget`,
+    /// ...) and the resync progress.
+    #[serde(
+        deserialize_with = "wire::null_default",
+        skip_serializing_if = "std::collections::BTreeMap::is_empty"
+    )]
+    pub replication_states: std::collections::BTreeMap<String, ReplicationState>,
 }
+
+/// `ReplicationState`: one peer's replication state as LINSTOR reports it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReplicationState {
+    /// `Established`, `SyncTarget`, `PausedSyncT`, `Off`, ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication_state: Option<String>,
+    /// The resync progress in percent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub done_percentage: Option<f64>,
+}
+
+// `done_percentage` is a finite percentage from the controller, never NaN.
+impl Eq for ReplicationState {}
 
 /// `ResourceCreate`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -333,11 +362,27 @@ impl LinstorClient {
         rd: &str,
         node: &str,
     ) -> Result<Vec<ApiCallRc>, LinstorError> {
+        self.delete_resource_with(rd, node, false).await
+    }
+
+    /// The same with `keep_tiebreaker=true` when asked: LINSTOR keeps a diskless replica it
+    /// would otherwise replace by a new quorum tiebreaker, as that tiebreaker.
+    pub async fn delete_resource_with(
+        &self,
+        rd: &str,
+        node: &str,
+        keep_tiebreaker: bool,
+    ) -> Result<Vec<ApiCallRc>, LinstorError> {
+        let query: &[(&str, &str)] = if keep_tiebreaker {
+            &[("keep_tiebreaker", "true")]
+        } else {
+            &[]
+        };
         self.http
             .mutate::<()>(
                 Method::DELETE,
                 &["resource-definitions", rd, "resources", node],
-                &[],
+                query,
                 None,
                 Replay::Replayable,
             )
