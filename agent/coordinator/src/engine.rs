@@ -350,9 +350,12 @@ impl Engine {
                 continue;
             };
             let state = inner.states.get(&fip.name);
+            // An OVN NAT floating IP (with a target) has an address and never a node owner.
+            let nat = fip.target.is_some();
             if state
                 .and_then(|s| s.node.as_deref())
-                .is_some_and(|n| self.owner_alive(inner, n, now))
+                .is_some_and(|n| !nat && self.owner_alive(inner, n, now))
+                || (nat && state.is_some_and(|s| s.node.is_none()))
             {
                 continue;
             }
@@ -401,6 +404,10 @@ impl Engine {
         orphans
             .into_iter()
             .zip(owners)
+            .map(|((fip, pool, address, epoch, old, stored), node)| {
+                let node = if fip.target.is_some() { None } else { node };
+                ((fip, pool, address, epoch, old, stored), node)
+            })
             .filter(|((.., old, stored), node)| !*stored || node != old)
             .map(|((fip, _, address, epoch, old, _), node)| {
                 Change::Swap(

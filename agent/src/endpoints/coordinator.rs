@@ -20,6 +20,8 @@ use serde::Serialize;
 
 use crate::endpoints::{asks_for_text, text_reply, typed_reply, Routes};
 use hearth_coordinator::engine::{Engine, NodeView};
+use hearth_coordinator::ovn_nat::run::SharedStatus;
+use hearth_coordinator::ovn_nat::OvnNatStatus;
 use hearth_coordinator::store::FloatingIpState;
 
 /// The coordinator's `/status` document.
@@ -39,6 +41,9 @@ pub struct CoordinatorStatus {
     pub nodes: Vec<NodeView>,
     /// Every floating IP's address, owner and epoch.
     pub floating_ips: Vec<FloatingIpState>,
+    /// OVN NAT floating IPs and the gateway chassis (with an `ovn:` config section).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ovn: Option<OvnNatStatus>,
 }
 
 /// The coordinator's status routes.
@@ -48,6 +53,8 @@ pub struct CoordinatorRoutes {
     pub engine: Arc<Engine>,
     /// The CSI socket (readiness).
     pub socket: PathBuf,
+    /// The OVN NAT loop's status, when it runs.
+    pub ovn: Option<SharedStatus>,
 }
 
 impl CoordinatorRoutes {
@@ -60,6 +67,10 @@ impl CoordinatorRoutes {
             failovers: self.engine.failovers(),
             nodes: self.engine.nodes(),
             floating_ips: self.engine.floating_ips(),
+            ovn: self
+                .ovn
+                .as_ref()
+                .and_then(|o| o.lock().ok().map(|s| s.clone())),
         }
     }
 }
@@ -103,6 +114,29 @@ fn text(s: &CoordinatorStatus) -> String {
             f.node.as_deref().unwrap_or("-"),
             f.epoch
         );
+    }
+    if let Some(o) = &s.ovn {
+        let _ = writeln!(
+            out,
+            "\nOVN NAT on router {} (gateway {} since {}, {} change(s)){}",
+            o.router,
+            o.gateway_chassis.as_deref().unwrap_or("-"),
+            o.gateway_since_unix.map_or("-".into(), |t| t.to_string()),
+            o.gateway_changes,
+            o.error
+                .as_ref()
+                .map_or(String::new(), |e| format!(" error: {e}"))
+        );
+        for f in &o.floating_ips {
+            let _ = writeln!(
+                out,
+                "  {:<32} {:<40} -> {:<24} {}",
+                f.name,
+                f.address.map_or("-".into(), |a| a.to_string()),
+                f.target,
+                f.problem.as_deref().unwrap_or("ok")
+            );
+        }
     }
     out
 }
@@ -169,6 +203,44 @@ fn metrics(s: &CoordinatorStatus) -> String {
         "Floating IPs moved off a node whose lease ended.",
         failovers,
     );
+    if let Some(o) = &s.ovn {
+        let rows = Gauge::<i64>::default();
+        let ok = o
+            .floating_ips
+            .iter()
+            .filter(|f| f.problem.is_none())
+            .count();
+        rows.set(i64::try_from(ok).unwrap_or(i64::MAX));
+        registry.register(
+            "hearth_coordinator_ovn_nat_floating_ips",
+            "Floating IPs with a target that have their NAT row on the gateway router.",
+            rows,
+        );
+        let gw = Family::<Vec<(String, String)>, Gauge>::default();
+        if let Some(c) = &o.gateway_chassis {
+            gw.get_or_create(&vec![("chassis".into(), c.clone())])
+                .set(i64::try_from(o.gateway_since_unix.unwrap_or(0)).unwrap_or(0));
+        }
+        registry.register(
+            "hearth_coordinator_ovn_gateway_since_seconds",
+            "The active gateway chassis, valued with the Unix time since when it is active.",
+            gw,
+        );
+        let changes = Counter::<u64, AtomicU64>::default();
+        changes.inc_by(o.gateway_changes);
+        registry.register(
+            "hearth_coordinator_ovn_gateway_changes",
+            "Changes of the active gateway chassis seen since start.",
+            changes,
+        );
+        let errors = Gauge::<i64>::default();
+        errors.set(i64::from(o.error.is_some()));
+        registry.register(
+            "hearth_coordinator_ovn_nat_error",
+            "1 while the last northbound pass failed.",
+            errors,
+        );
+    }
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &registry);

@@ -377,8 +377,9 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     let store =
         crate::roles::coordinator::open_store(args.store.as_deref(), &state_dir, &args.namespace)
             .await?;
+    let mut ovn = None;
     if let Some(config) = &args.config {
-        crate::roles::coordinator::apply_config(&*store, config).await?;
+        ovn = crate::roles::coordinator::apply_config(&*store, config).await?;
     }
     let timing = crate::roles::coordinator::timing(&args.lease)?;
     let id = args.id.clone().unwrap_or_else(hostname);
@@ -389,12 +390,14 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         // Tests and scripts read the bound port from here (`--listen 127.0.0.1:0`).
         println!("agent API listening on {addr}");
     }
+    let ovn = ovn.map(|c| crate::roles::coordinator::start_ovn_nat(c, Arc::clone(&store), &engine));
     let node_id = args.node_name.clone().unwrap_or_else(hostname);
     let listener = serve::bind(&socket).await?;
     if let Some(addr) = args.status_addr {
         let routes = crate::endpoints::coordinator::CoordinatorRoutes {
             engine: Arc::clone(&engine),
             socket: socket.clone(),
+            ovn,
         };
         crate::endpoints::spawn(addr, routes).await?;
     }
