@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
+use hearth_net::ovn::nb::gateway::{priorities, Gateway};
 use hearth_net::ovn::nb::{self, Desired, HaWant, NatWant};
 use hearth_tests::ovs::{tools_or_skip, OvsLab, NB_SCHEMA, SB_SCHEMA, VSWITCH_SCHEMA};
 
@@ -170,7 +171,11 @@ fn vm_reached_at_its_floating_ip_through_the_ovn_gateway() {
     ] {
         nbctl(&lab, args);
     }
-    let nodes = [("node-a", "10.0.0.11"), ("node-b", "10.0.0.12")];
+    let nodes = [
+        ("node-a", "10.0.0.11"),
+        ("node-b", "10.0.0.12"),
+        ("node-c", "10.0.0.13"),
+    ];
     let mut spaces = Vec::new();
     for (i, (name, encap)) in nodes.iter().enumerate() {
         let ns = lab.netns(&format!("fip-n{i}"));
@@ -250,10 +255,10 @@ fn vm_reached_at_its_floating_ip_through_the_ovn_gateway() {
         lab.controller(&format!("{name}-controller"), &local, ns);
         spaces.push((ns_name, local));
     }
-    // The VM on node-b: a veth whose node end is the logical port vm1.
+    // The VM on node-c (not a gateway): a veth whose node end is the logical port vm1.
     let vm = lab.netns("fip-vm");
     let vm_ns = lab.ns(vm).name().to_owned();
-    let (b_ns, b_db) = spaces[1].clone();
+    let (b_ns, b_db) = spaces[2].clone();
     exec(
         &b_ns,
         &[
@@ -404,4 +409,137 @@ fn vm_reached_at_its_floating_ip_through_the_ovn_gateway() {
         ping(&out_ns, FIP, 5),
         "the remaining floating IP still answers"
     );
+
+    // Failover 1: node-a's agent dies; its lease ends and Hearth lowers its priority.
+    let gw = |c: &str, ok: bool| Gateway {
+        chassis: c.into(),
+        healthy: ok,
+        lease_valid: ok,
+    };
+    let set = |p: BTreeMap<String, i64>| {
+        let members: Vec<(&str, i64)> = p.iter().map(|(c, v)| (c.as_str(), *v)).collect();
+        rt.block_on(nb::apply(&client, &desired(&[("vm1", FIP, VM)], &members)))
+            .unwrap();
+    };
+    let pinger = Pinger::start(&out_ns, FIP, 12);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    set(priorities(
+        &[gw("node-a", false), gw("node-b", true)],
+        active().as_deref(),
+    ));
+    lab.wait_until("gateway moves to node-b", 30, || {
+        active().as_deref() == Some("node-b")
+    });
+    assert!(ping(&out_ns, FIP, 20), "traffic resumes through node-b");
+    let arp = arp_answers(&out_ns, FIP, 20);
+    let gap = pinger.max_gap();
+    println!("failover 1 (node-a's agent dies, lease ends): interruption {gap:.3} s; ARP answers per request: {arp:?}");
+    assert!(
+        arp.iter().all(|n| *n <= 1),
+        "two chassis answered ARP for {FIP}: {arp:?}"
+    );
+    assert!(
+        arp.iter().any(|n| *n == 1),
+        "no chassis answers ARP for {FIP}"
+    );
+
+    // Failover 2: node-a's agent is back (node-b keeps the role), then node-b dies whole
+    // (ovn-controller and ovs-vswitchd); OVN's BFD and Hearth's lease both move it to node-a.
+    let p = priorities(
+        &[gw("node-a", true), gw("node-b", true)],
+        active().as_deref(),
+    );
+    assert!(p["node-b"] > p["node-a"], "{p:?}");
+    set(p);
+    let pinger = Pinger::start(&out_ns, FIP, 15);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    lab.stop("node-b-controller");
+    lab.stop("node-b-vswitchd");
+    set(priorities(
+        &[gw("node-a", true), gw("node-b", false)],
+        active().as_deref(),
+    ));
+    lab.wait_until("gateway moves to node-a", 30, || {
+        active().as_deref() == Some("node-a")
+    });
+    assert!(ping(&out_ns, FIP, 20), "traffic resumes through node-a");
+    let arp = arp_answers(&out_ns, FIP, 20);
+    let gap = pinger.max_gap();
+    println!(
+        "failover 2 (node-b dies whole): interruption {gap:.3} s; ARP answers per request: {arp:?}"
+    );
+    assert!(
+        arp.iter().all(|n| *n <= 1),
+        "two chassis answered ARP for {FIP}: {arp:?}"
+    );
+}
+
+/// `ping -D` at 50 ms intervals for a fixed time, in the background.
+struct Pinger(std::process::Child);
+
+impl Pinger {
+    fn start(ns: &str, ip: &str, secs: u32) -> Self {
+        let c = Command::new("ip")
+            .args([
+                "netns", "exec", ns, "ping", "-D", "-n", "-i", "0.05", "-W", "1",
+            ])
+            .args(["-w", &secs.to_string(), ip])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        Self(c)
+    }
+
+    /// The longest time without a reply (seconds), over the whole run.
+    fn max_gap(self) -> f64 {
+        let out = self.0.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let ts: Vec<f64> = text
+            .lines()
+            .filter(|l| l.contains("bytes from"))
+            .filter_map(|l| l.strip_prefix('[')?.split(']').next()?.parse().ok())
+            .collect();
+        ts.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max)
+    }
+}
+
+/// Sends `n` ARP requests for `ip` from `ns`'s eth0 and counts the replies to each (two
+/// chassis answering at once would show as 2).
+fn arp_answers(ns: &str, ip: &str, n: u32) -> Vec<u32> {
+    let script = format!(
+        r#"
+import socket, struct, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+s.bind(("eth0", 0))
+mac = s.getsockname()[4]
+src = socket.inet_aton("{OUTSIDE}")
+dst = socket.inet_aton("{ip}")
+req = b"\xff" * 6 + mac + b"\x08\x06" + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + src + b"\x00" * 6 + dst
+s.settimeout(0.05)
+out = []
+for _ in range({n}):
+    s.send(req)
+    end = time.time() + 0.3
+    got = 0
+    while time.time() < end:
+        try:
+            d = s.recv(100)
+        except socket.timeout:
+            continue
+        if d[20:22] == b"\x00\x02" and d[28:32] == dst:
+            got += 1
+    out.append(got)
+print(" ".join(map(str, out)))
+"#
+    );
+    let out = exec(ns, &["/usr/bin/python3", "-c", &script]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect()
 }
