@@ -376,7 +376,7 @@ fn vm_reached_at_its_floating_ip_through_the_ovn_gateway() {
     println!("VM's packet arrived outside from {src}");
     assert_eq!(
         src, FIP,
-        "outbound traffic of the VM must be SNATed to its floating IP"
+        "outbound traffic of the VM must be SNATed to its floating IP: {err}"
     );
     // Drift: someone edits Hearth's row; the next pass puts it back.
     let uuid = nbctl(
@@ -438,10 +438,7 @@ fn vm_reached_at_its_floating_ip_through_the_ovn_gateway() {
         arp.iter().all(|n| *n <= 1),
         "two chassis answered ARP for {FIP}: {arp:?}"
     );
-    assert!(
-        arp.iter().any(|n| *n == 1),
-        "no chassis answers ARP for {FIP}"
-    );
+    assert!(arp.contains(&1), "no chassis answers ARP for {FIP}");
 
     // Failover 2: node-a's agent is back (node-b keeps the role), then node-b dies whole
     // (ovn-controller and ovs-vswitchd); OVN's BFD and Hearth's lease both move it to node-a.

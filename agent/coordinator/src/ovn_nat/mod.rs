@@ -95,7 +95,6 @@ pub struct NodeFacts {
 
 /// One targeted floating IP's status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct NatStatus {
     /// The FloatingIP's name.
     pub name: String,
@@ -115,7 +114,6 @@ pub struct NatStatus {
 
 /// The OVN NAT part of the coordinator's `/status`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct OvnNatStatus {
     /// The gateway router.
     pub router: String,
