@@ -73,6 +73,9 @@ pub struct ConfigFile {
     /// Floating IPs.
     #[serde(default, rename = "floatingIPs", deserialize_with = "null_default")]
     pub floating_ips: Vec<FloatingIp>,
+    /// OVN NAT for floating IPs with a `target`: the northbound database and gateway router.
+    #[serde(default)]
+    pub ovn: Option<crate::ovn_nat::OvnNatConfig>,
 }
 
 /// A checked config: the records, and each pool parsed, by name.
@@ -174,6 +177,16 @@ pub fn check(file: ConfigFile) -> Result<Config, ConfigError> {
             ip_fields.insert(&f.name, format!("floatingIPs[{i}]"));
         }
         check_selector(&f.node_selector, &format!("{at}.nodeSelector"), &mut report);
+        if let Some(t) = &f.target {
+            if let Err(m) = crate::ovn_nat::Target::parse(t) {
+                report(format!("{at}.target"), m);
+            } else if file.ovn.is_none() {
+                report(
+                    format!("{at}.target"),
+                    "needs the ovn: section (northbound, router, gatewayPort)".to_owned(),
+                );
+            }
+        }
         if !pool_fields.contains_key(f.pool.as_str()) {
             report(format!("{at}.pool"), format!("no pool named {:?}", f.pool));
         }

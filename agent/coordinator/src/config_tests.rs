@@ -195,3 +195,26 @@ fn load_names_the_file() {
     let err = load(Path::new("/nonexistent/hearth.yaml")).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/hearth.yaml"));
 }
+
+#[test]
+fn a_target_needs_the_ovn_section_and_a_valid_form() {
+    let pools = "floatingIPPools:\n  - {name: public, cidrs: [203.0.113.0/28], interface: eth0}\n";
+    let p = problems(&format!(
+        "{pools}floatingIPs:\n  - {{name: vm1, pool: public, target: 10.0.0.5}}\n  - {{name: vm2, pool: public, target: node/x}}\n"
+    ));
+    assert!(
+        has(&p, "floatingIPs[0] (vm1).target: needs the ovn: section"),
+        "{p:?}"
+    );
+    assert!(has(&p, "floatingIPs[1] (vm2).target: \"node/x\""), "{p:?}");
+    let ok = parse(&format!(
+        "{pools}floatingIPs:\n  - {{name: vm1, pool: public, target: vmi/default/vm1}}\n\
+         ovn: {{northbound: \"tcp:10.0.0.1:6641\", router: gw, gatewayPort: gw-ext}}\n"
+    ))
+    .unwrap();
+    let ovn = ok.file.ovn.unwrap();
+    assert_eq!(
+        (ovn.ha_group.as_str(), ovn.gateway_label.as_str()),
+        ("hearth-gateway", "hearth.io/gateway")
+    );
+}

@@ -182,9 +182,12 @@ pub fn decide(view: &View<'_>, timing: &Timing, now: Instant) -> Vec<Action> {
             continue;
         };
         let state = view.states.get(&fip.name);
+        // An OVN NAT floating IP (with a target) has an address and never a node owner.
+        let nat = fip.target.is_some();
         if state
             .and_then(|s| s.node.as_deref())
-            .is_some_and(|n| owner_alive(view, timing, n, now))
+            .is_some_and(|n| !nat && owner_alive(view, timing, n, now))
+            || (nat && state.is_some_and(|s| s.node.is_none()))
         {
             continue;
         }
@@ -233,6 +236,10 @@ pub fn decide(view: &View<'_>, timing: &Timing, now: Instant) -> Vec<Action> {
     orphans
         .into_iter()
         .zip(owners)
+        .map(|((fip, pool, address, epoch, old, stored), node)| {
+            let node = if fip.target.is_some() { None } else { node };
+            ((fip, pool, address, epoch, old, stored), node)
+        })
         .filter(|((.., old, stored), node)| !*stored || node != old)
         .map(|((fip, _, address, epoch, old, _), node)| Action::Swap {
             expected: epoch,

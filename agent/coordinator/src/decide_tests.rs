@@ -38,6 +38,7 @@ impl World {
                     pool: "lan".into(),
                     address: None,
                     node_selector: BTreeMap::new(),
+                    target: None,
                 };
                 (name, fip)
             })

@@ -22,6 +22,8 @@ use serde::Serialize;
 
 use crate::endpoints::{asks_for_text, metrics_reply, text_reply, typed_reply, Routes};
 use hearth_coordinator::engine::{Engine, NodeView};
+use hearth_coordinator::ovn_nat::run::SharedStatus;
+use hearth_coordinator::ovn_nat::OvnNatStatus;
 use hearth_coordinator::store::{FloatingIpState, Store, VolumeLocation};
 
 /// The coordinator's `/status` document.
@@ -49,6 +51,9 @@ pub struct CoordinatorStatus {
     pub volumes_error: Option<String>,
     /// When this document was built (seconds since the Unix epoch).
     pub collected_at_unix: u64,
+    /// OVN NAT floating IPs and the gateway chassis (with an `ovn:` config section).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ovn: Option<OvnNatStatus>,
 }
 
 /// The coordinator's status routes.
@@ -59,6 +64,8 @@ pub struct CoordinatorRoutes {
     pub store: Arc<dyn Store>,
     /// The CSI socket (readiness).
     pub socket: PathBuf,
+    /// The OVN NAT loop's status, when it runs.
+    pub ovn: Option<SharedStatus>,
 }
 
 impl std::fmt::Debug for CoordinatorRoutes {
@@ -92,16 +99,45 @@ impl CoordinatorRoutes {
             collected_at_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+            ovn: self
+                .ovn
+                .as_ref()
+                .and_then(|o| o.lock().ok().map(|s| s.clone())),
         }
     }
 }
 
 fn text(s: &CoordinatorStatus) -> String {
+    use std::fmt::Write;
     // The same table `hearth status` prints, from the same JSON.
-    match serde_json::to_value(s).and_then(serde_json::from_value) {
+    let mut out = match serde_json::to_value(s).and_then(serde_json::from_value) {
         Ok(doc) => crate::cluster_view::render(&doc, true),
         Err(e) => format!("encoding: {e}\n"),
+    };
+    if let Some(o) = &s.ovn {
+        let _ = writeln!(
+            out,
+            "\nOVN NAT on router {} (gateway {} since {}, {} change(s)){}",
+            o.router,
+            o.gateway_chassis.as_deref().unwrap_or("-"),
+            o.gateway_since_unix.map_or("-".into(), |t| t.to_string()),
+            o.gateway_changes,
+            o.error
+                .as_ref()
+                .map_or(String::new(), |e| format!(" error: {e}"))
+        );
+        for f in &o.floating_ips {
+            let _ = writeln!(
+                out,
+                "  {:<32} {:<40} -> {:<24} {}",
+                f.name,
+                f.address.map_or("-".into(), |a| a.to_string()),
+                f.target,
+                f.problem.as_deref().unwrap_or("ok")
+            );
+        }
     }
+    out
 }
 
 fn metrics(s: &CoordinatorStatus) -> String {
@@ -166,6 +202,44 @@ fn metrics(s: &CoordinatorStatus) -> String {
         "Floating IPs moved off a node whose lease ended.",
         failovers,
     );
+    if let Some(o) = &s.ovn {
+        let rows = Gauge::<i64>::default();
+        let ok = o
+            .floating_ips
+            .iter()
+            .filter(|f| f.problem.is_none())
+            .count();
+        rows.set(i64::try_from(ok).unwrap_or(i64::MAX));
+        registry.register(
+            "hearth_coordinator_ovn_nat_floating_ips",
+            "Floating IPs with a target that have their NAT row on the gateway router.",
+            rows,
+        );
+        let gw = Family::<Vec<(String, String)>, Gauge>::default();
+        if let Some(c) = &o.gateway_chassis {
+            gw.get_or_create(&vec![("chassis".into(), c.clone())])
+                .set(i64::try_from(o.gateway_since_unix.unwrap_or(0)).unwrap_or(0));
+        }
+        registry.register(
+            "hearth_coordinator_ovn_gateway_since_seconds",
+            "The active gateway chassis, valued with the Unix time since when it is active.",
+            gw,
+        );
+        let changes = Counter::<u64, AtomicU64>::default();
+        changes.inc_by(o.gateway_changes);
+        registry.register(
+            "hearth_coordinator_ovn_gateway_changes",
+            "Changes of the active gateway chassis seen since start.",
+            changes,
+        );
+        let errors = Gauge::<i64>::default();
+        errors.set(i64::from(o.error.is_some()));
+        registry.register(
+            "hearth_coordinator_ovn_nat_error",
+            "1 while the last northbound pass failed.",
+            errors,
+        );
+    }
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &registry);
@@ -241,6 +315,7 @@ mod tests {
             volumes: Vec::new(),
             volumes_error: None,
             collected_at_unix: 0,
+            ovn: None,
         };
         let om = metrics(&s);
         assert!(om.ends_with("# EOF\n"));

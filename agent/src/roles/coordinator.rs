@@ -62,8 +62,12 @@ pub async fn open_store(
     .into())
 }
 
-/// Makes the store's pools and floating IPs exactly those of the config file.
-pub async fn apply_config(store: &dyn Store, path: &Path) -> anyhow::Result<()> {
+/// Makes the store's pools and floating IPs exactly those of the config file; returns its
+/// `ovn:` section.
+pub async fn apply_config(
+    store: &dyn Store,
+    path: &Path,
+) -> anyhow::Result<Option<hearth_coordinator::ovn_nat::OvnNatConfig>> {
     let config = hearth_coordinator::config::load(path).map_err(|e| UsageError(e.to_string()))?;
     let file = &config.file;
     for f in store.floating_ips().await? {
@@ -84,7 +88,28 @@ pub async fn apply_config(store: &dyn Store, path: &Path) -> anyhow::Result<()> 
     }
     tracing::info!(file = %path.display(), pools = file.floating_ip_pools.len(),
         floating_ips = file.floating_ips.len(), "coordinator config applied");
-    Ok(())
+    Ok(file.ovn.clone())
+}
+
+/// Starts the OVN NAT loop for floating IPs with a target; returns its status.
+pub fn start_ovn_nat(
+    config: hearth_coordinator::ovn_nat::OvnNatConfig,
+    store: Arc<dyn Store>,
+    engine: &Arc<Engine>,
+) -> hearth_coordinator::ovn_nat::run::SharedStatus {
+    let status = hearth_coordinator::ovn_nat::run::SharedStatus::default();
+    let every = engine
+        .timing()
+        .report_interval
+        .min(Duration::from_millis(500));
+    tokio::spawn(hearth_coordinator::ovn_nat::run::run(
+        config,
+        store,
+        Arc::clone(engine),
+        Arc::clone(&status),
+        every,
+    ));
+    status
 }
 
 /// Starts the engine and, with `listen`, the agent API. Returns the engine.

@@ -443,14 +443,16 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     let store =
         crate::roles::coordinator::open_store(args.store.as_deref(), &state_dir, &args.namespace)
             .await?;
+    let mut ovn = None;
     if let Some(config) = &args.config {
-        crate::roles::coordinator::apply_config(&*store, config).await?;
+        ovn = crate::roles::coordinator::apply_config(&*store, config).await?;
     }
     let id = args.id.clone().unwrap_or_else(hostname);
     // The agent API logs the address it bound (`agent API listening`), port 0 resolved.
     let (engine, _bound) =
         crate::roles::coordinator::start(Arc::clone(&store), timing, &id, args.listen, &args.tls)
             .await?;
+    let ovn = ovn.map(|c| crate::roles::coordinator::start_ovn_nat(c, Arc::clone(&store), &engine));
     let node_id = args.node_name.clone().unwrap_or_else(hostname);
     let listener = serve::bind(&socket).await?;
     if let Some(addr) = args.status_addr {
@@ -458,6 +460,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             engine: Arc::clone(&engine),
             store: Arc::clone(&store),
             socket: socket.clone(),
+            ovn,
         };
         crate::endpoints::spawn(addr, routes).await?;
     }

@@ -25,6 +25,7 @@ fn fip(name: &str) -> FloatingIp {
         pool: "public".into(),
         address: None,
         node_selector: BTreeMap::new(),
+        target: None,
     }
 }
 

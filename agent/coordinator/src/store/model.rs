@@ -44,6 +44,10 @@ pub struct FloatingIp {
     /// Only nodes with all these labels may hold it (on top of the pool's selector).
     #[serde(default)]
     pub node_selector: BTreeMap<String, String>,
+    /// An overlay workload to forward the address to through OVN NAT (a logical IP,
+    /// `pod/NAMESPACE/NAME` or `vmi/NAMESPACE/NAME`) instead of a node answering for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 /// What the coordinator decided for a floating IP: its address and current owner.

@@ -15,6 +15,7 @@
 pub mod apply;
 pub mod cilium;
 pub mod health;
+pub mod nb;
 pub mod netfile;
 pub mod reconcile;
 pub mod render;

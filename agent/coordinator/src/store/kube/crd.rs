@@ -73,6 +73,10 @@ pub struct FloatingIpSpec {
     /// Only nodes with all these labels may hold it (on top of the pool's selector).
     #[serde(default)]
     pub node_selector: BTreeMap<String, String>,
+    /// An overlay workload to forward the address to through OVN NAT: a logical IP,
+    /// `pod/NAMESPACE/NAME` or `vmi/NAMESPACE/NAME`. No node answers for it then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 /// What the coordinator decided for a floating IP.
@@ -183,6 +187,7 @@ impl FloatingIP {
             pool: fip.pool.clone(),
             address: fip.address,
             node_selector: fip.node_selector.clone(),
+            target: fip.target.clone(),
         };
         FloatingIP::new(&fip.name, spec)
     }
@@ -194,6 +199,7 @@ impl FloatingIP {
             pool: self.spec.pool.clone(),
             address: self.spec.address,
             node_selector: self.spec.node_selector.clone(),
+            target: self.spec.target.clone(),
         }
     }
 

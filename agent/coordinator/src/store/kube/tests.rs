@@ -28,6 +28,7 @@ fn fip(name: &str) -> FloatingIp {
         pool: "public".into(),
         address: None,
         node_selector: Default::default(),
+        target: None,
     }
 }
 

@@ -161,6 +161,7 @@ fn crash_child_writer() {
                         pool: "public".into(),
                         address: None,
                         node_selector: BTreeMap::new(),
+                        target: None,
                     };
                     store.put_floating_ip(&fip).await
                 }
