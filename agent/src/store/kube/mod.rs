@@ -10,6 +10,8 @@
 
 pub mod crd;
 mod lease;
+#[cfg(test)]
+mod apiserver_tests;
 
 use std::fmt;
 use std::sync::Arc;
