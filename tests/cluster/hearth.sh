@@ -60,7 +60,7 @@ EOF
   if ! helm install hearth "$repo/deploy/charts/hearth" -n "$ns" -f "$D/hearth-values.yaml" >>"$D/logs/hearth-install.log" 2>&1; then
     log "helm install failed:"; tail -20 "$D/logs/hearth-install.log" >&2; exit 1
   fi
-  kubectl apply -f "$repo/deploy/examples/storageclasses.yaml" -f "$repo/deploy/examples/volumesnapshotclass.yaml" >>"$D/logs/hearth-install.log"
+  kubectl apply -f "$repo/deploy/examples/volumesnapshotclass.yaml" >>"$D/logs/hearth-install.log"
   kubectl -n kube-system rollout status deploy/snapshot-controller --timeout=120s >>"$D/logs/hearth-install.log"
   if ! kubectl -n "$ns" rollout status deploy/hearth-coordinator --timeout=240s >>"$D/logs/hearth-install.log" 2>&1; then
     log "the coordinator did not become ready"; kubectl -n "$ns" get pods -o wide >&2; exit 1
