@@ -246,24 +246,14 @@ fn block_volume_is_a_device_in_the_pod() {
 
 #[test]
 #[ignore = "needs the test cluster: tests/cluster/run"]
-fn snapshot_restore_clone_and_online_xfs_expansion() {
+fn online_xfs_expansion() {
+    // Snapshots and clones: the loopfile backend on node agents offers neither (the coordinator
+    // refuses a dataSource and lacks CREATE_DELETE_SNAPSHOT; the chart runs csi-snapshotter
+    // only with linstor), so they are not tested in this cluster.
     let ns = Namespace::new("t-snap");
     storage_class("hearth-test-snap", "xfs");
     pvc(&ns.0, "src", "hearth-test-snap", "300Mi", false, None);
     run_pod(&ns.0, "writer", "src", false, WRITE);
-    apply(&format!(
-        "apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshot\nmetadata: {{name: snap, namespace: {}}}\n\
-         spec: {{volumeSnapshotClassName: hearth, source: {{persistentVolumeClaimName: src}}}}\n",
-        ns.0
-    ));
-    wait(120, "VolumeSnapshot readyToUse", || {
-        let r = kubectl(&["-n", &ns.0, "get", "volumesnapshot", "snap", "-o", "jsonpath={.status.readyToUse}"]).ok()?;
-        (r == "true").then_some(())
-    });
-    pvc(&ns.0, "restored", "hearth-test-snap", "300Mi", false, Some(("VolumeSnapshot", "snap")));
-    run_pod(&ns.0, "read-restored", "restored", false, READ);
-    pvc(&ns.0, "clone", "hearth-test-snap", "300Mi", false, Some(("PersistentVolumeClaim", "src")));
-    run_pod(&ns.0, "read-clone", "clone", false, READ);
     // Online expansion: a pod keeps the xfs volume mounted while the claim grows.
     let script = "while [ $(df -k /data | tail -1 | awk \"{print \\$2}\") -lt 500000 ]; do sleep 1; done; sha256sum -c /data/blob.sha256";
     let sc = script.replace('\'', "'\"'\"'");
@@ -287,8 +277,7 @@ fn snapshot_restore_clone_and_online_xfs_expansion() {
     let cap = k(&["-n", &ns.0, "get", "pvc", "src", "-o", "jsonpath={.status.capacity.storage}"]);
     assert_eq!(cap, "600Mi");
     k(&["-n", &ns.0, "delete", "pod", "grower"]);
-    k(&["-n", &ns.0, "delete", "volumesnapshot", "snap", "--wait=true"]);
-    delete_claims_and_check_gone(&ns.0, &["restored", "clone", "src"]);
+    delete_claims_and_check_gone(&ns.0, &["src"]);
     k(&["delete", "storageclass", "hearth-test-snap"]);
 }
 
