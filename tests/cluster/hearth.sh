@@ -57,7 +57,9 @@ sidecars:
   nodeDriverRegistrar: {port: $p_reg}
   livenessProbe: {port: $p_live}
 EOF
-  if ! helm install hearth "$repo/deploy/charts/hearth" -n "$ns" -f "$D/hearth-values.yaml" >>"$D/logs/hearth-install.log" 2>&1; then
+  # HEARTH_CLUSTER_VALUES: one more values file, after ours.
+  if ! helm install hearth "$repo/deploy/charts/hearth" -n "$ns" -f "$D/hearth-values.yaml" \
+    ${HEARTH_CLUSTER_VALUES:+-f "$HEARTH_CLUSTER_VALUES"} >>"$D/logs/hearth-install.log" 2>&1; then
     log "helm install failed:"; tail -20 "$D/logs/hearth-install.log" >&2; exit 1
   fi
   kubectl apply -f "$repo/deploy/examples/volumesnapshotclass.yaml" >>"$D/logs/hearth-install.log"

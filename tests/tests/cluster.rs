@@ -131,7 +131,7 @@ fn run_pod(ns: &str, name: &str, claim: &str, block: bool, script: &str) -> Dura
     } else {
         "volumeMounts: [{name: v, mountPath: /data}]"
     };
-    let script = script.replace('\'', "'\"'\"'");
+    let script = script.replace('\'', "''");
     let start = Instant::now();
     apply(&format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n\
@@ -256,7 +256,7 @@ fn online_xfs_expansion() {
     run_pod(&ns.0, "writer", "src", false, WRITE);
     // Online expansion: a pod keeps the xfs volume mounted while the claim grows.
     let script = "while [ $(df -k /data | tail -1 | awk \"{print \\$2}\") -lt 500000 ]; do sleep 1; done; sha256sum -c /data/blob.sha256";
-    let sc = script.replace('\'', "'\"'\"'");
+    let sc = script.replace('\'', "''");
     apply(&format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: grower, namespace: {}}}\nspec:\n  restartPolicy: Never\n\
          \x20 terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {BUSYBOX}\n    imagePullPolicy: Never\n\
