@@ -95,7 +95,13 @@ impl Namespace {
 
 impl Drop for Namespace {
     fn drop(&mut self) {
-        let _ = kubectl(&["delete", "namespace", &self.0, "--wait=true", "--timeout=120s"]);
+        let _ = kubectl(&[
+            "delete",
+            "namespace",
+            &self.0,
+            "--wait=true",
+            "--timeout=120s",
+        ]);
     }
 }
 
@@ -142,7 +148,16 @@ fn run_pod(ns: &str, name: &str, claim: &str, block: bool, script: &str) -> Dura
     ));
     let mut running = None;
     let phase = wait(240, &format!("pod {ns}/{name} to finish"), || {
-        let p = kubectl(&["-n", ns, "get", "pod", name, "-o", "jsonpath={.status.phase}"]).ok()?;
+        let p = kubectl(&[
+            "-n",
+            ns,
+            "get",
+            "pod",
+            name,
+            "-o",
+            "jsonpath={.status.phase}",
+        ])
+        .ok()?;
         if running.is_none() && (p == "Running" || p == "Succeeded" || p == "Failed") {
             running = Some(start.elapsed());
         }
@@ -155,7 +170,15 @@ fn run_pod(ns: &str, name: &str, claim: &str, block: bool, script: &str) -> Dura
 }
 
 fn pv_of(ns: &str, claim: &str) -> String {
-    k(&["-n", ns, "get", "pvc", claim, "-o", "jsonpath={.spec.volumeName}"])
+    k(&[
+        "-n",
+        ns,
+        "get",
+        "pvc",
+        claim,
+        "-o",
+        "jsonpath={.spec.volumeName}",
+    ])
 }
 
 /// Files under the node's state directory (the loop images of the loopfile backend).
@@ -204,11 +227,25 @@ fn filesystem_volumes_keep_their_data_across_pods() {
         pvc(&ns.0, "data", &class, "300Mi", false, None);
         // WaitForFirstConsumer: nothing is provisioned before a pod uses the claim.
         std::thread::sleep(Duration::from_secs(3));
-        let phase = k(&["-n", &ns.0, "get", "pvc", "data", "-o", "jsonpath={.status.phase}"]);
+        let phase = k(&[
+            "-n",
+            &ns.0,
+            "get",
+            "pvc",
+            "data",
+            "-o",
+            "jsonpath={.status.phase}",
+        ]);
         assert_eq!(phase, "Pending", "{fs}: bound before any consumer");
         let t = run_pod(&ns.0, "writer", "data", false, WRITE);
         eprintln!("{fs}: kubectl apply of the pod to Running: {t:?}");
-        run_pod(&ns.0, "reader", "data", false, &format!("{READ} && mount | grep ' /data ' | grep -w {fs}"));
+        run_pod(
+            &ns.0,
+            "reader",
+            "data",
+            false,
+            &format!("{READ} && mount | grep ' /data ' | grep -w {fs}"),
+        );
         // Topology: the PV is pinned to the node the pod ran on.
         let pv = json(&["get", "pv", &pv_of(&ns.0, "data")]);
         let terms = pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"].to_string();
@@ -265,16 +302,57 @@ fn online_xfs_expansion() {
         ns.0
     ));
     wait(180, "grower running", || {
-        let p = kubectl(&["-n", &ns.0, "get", "pod", "grower", "-o", "jsonpath={.status.phase}"]).ok()?;
+        let p = kubectl(&[
+            "-n",
+            &ns.0,
+            "get",
+            "pod",
+            "grower",
+            "-o",
+            "jsonpath={.status.phase}",
+        ])
+        .ok()?;
         (p == "Running").then_some(())
     });
-    k(&["-n", &ns.0, "patch", "pvc", "src", "--type", "merge", "-p", r#"{"spec":{"resources":{"requests":{"storage":"600Mi"}}}}"#]);
+    k(&[
+        "-n",
+        &ns.0,
+        "patch",
+        "pvc",
+        "src",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"resources":{"requests":{"storage":"600Mi"}}}}"#,
+    ]);
     let phase = wait(240, "the pod to see the grown filesystem", || {
-        let p = kubectl(&["-n", &ns.0, "get", "pod", "grower", "-o", "jsonpath={.status.phase}"]).ok()?;
+        let p = kubectl(&[
+            "-n",
+            &ns.0,
+            "get",
+            "pod",
+            "grower",
+            "-o",
+            "jsonpath={.status.phase}",
+        ])
+        .ok()?;
         (p == "Succeeded" || p == "Failed").then_some(p)
     });
-    assert_eq!(phase, "Succeeded", "{}", kubectl(&["-n", &ns.0, "logs", "grower"]).unwrap_or_default());
-    let cap = k(&["-n", &ns.0, "get", "pvc", "src", "-o", "jsonpath={.status.capacity.storage}"]);
+    assert_eq!(
+        phase,
+        "Succeeded",
+        "{}",
+        kubectl(&["-n", &ns.0, "logs", "grower"]).unwrap_or_default()
+    );
+    let cap = k(&[
+        "-n",
+        &ns.0,
+        "get",
+        "pvc",
+        "src",
+        "-o",
+        "jsonpath={.status.capacity.storage}",
+    ]);
     assert_eq!(cap, "600Mi");
     k(&["-n", &ns.0, "delete", "pod", "grower"]);
     delete_claims_and_check_gone(&ns.0, &["src"]);
@@ -282,21 +360,42 @@ fn online_xfs_expansion() {
 }
 
 fn lease_holder() -> String {
-    k(&["-n", NS, "get", "lease", "hearth-coordinator", "-o", "jsonpath={.spec.holderIdentity}"])
+    k(&[
+        "-n",
+        NS,
+        "get",
+        "lease",
+        "hearth-coordinator",
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ])
 }
 
 fn coordinator_pods() -> Vec<String> {
-    k(&["-n", NS, "get", "pods", "-l", "app.kubernetes.io/component=coordinator", "-o", "jsonpath={.items[*].metadata.name}"])
-        .split_whitespace()
-        .map(String::from)
-        .collect()
+    k(&[
+        "-n",
+        NS,
+        "get",
+        "pods",
+        "-l",
+        "app.kubernetes.io/component=coordinator",
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ])
+    .split_whitespace()
+    .map(String::from)
+    .collect()
 }
 
 #[test]
 #[ignore = "needs the test cluster: tests/cluster/run"]
 fn coordinator_leads_through_a_lease_and_fails_over() {
     // The CRDs of `hearth crds` are what the store uses.
-    for crd in ["floatingippools.hearth.io", "floatingips.hearth.io", "hearthvolumes.hearth.io"] {
+    for crd in [
+        "floatingippools.hearth.io",
+        "floatingips.hearth.io",
+        "hearthvolumes.hearth.io",
+    ] {
         k(&["get", "crd", crd]);
     }
     let pods = coordinator_pods();
@@ -305,7 +404,10 @@ fn coordinator_leads_through_a_lease_and_fails_over() {
         let h = lease_holder();
         (!h.is_empty()).then_some(h)
     });
-    let leader = pods.iter().find(|p| holder.contains(p.as_str())).cloned()
+    let leader = pods
+        .iter()
+        .find(|p| holder.contains(p.as_str()))
+        .cloned()
         .unwrap_or_else(|| panic!("holder {holder} is none of {pods:?}"));
     // A FloatingIP bound to the node; the takeover must keep it where it is.
     apply(&format!(
@@ -330,7 +432,14 @@ fn coordinator_leads_through_a_lease_and_fails_over() {
     assert_eq!(after["node"], bound["node"], "the node changed");
     k(&["delete", "floatingip", "t-fip", "--wait=true"]);
     k(&["delete", "floatingippool", "t-pool"]);
-    k(&["-n", NS, "rollout", "status", "deploy/hearth-coordinator", "--timeout=120s"]);
+    k(&[
+        "-n",
+        NS,
+        "rollout",
+        "status",
+        "deploy/hearth-coordinator",
+        "--timeout=120s",
+    ]);
 }
 
 fn can_i(sa: &str, verb: &str, resource: &str, ns: Option<&str>) -> bool {
@@ -340,7 +449,10 @@ fn can_i(sa: &str, verb: &str, resource: &str, ns: Option<&str>) -> bool {
         Some(n) => args.extend(["-n", n]),
         None => args.push("--all-namespaces"),
     }
-    let out = Command::new("kubectl").args(&args).output().expect("kubectl");
+    let out = Command::new("kubectl")
+        .args(&args)
+        .output()
+        .expect("kubectl");
     String::from_utf8_lossy(&out.stdout).trim() == "yes"
 }
 
@@ -348,11 +460,23 @@ fn can_i(sa: &str, verb: &str, resource: &str, ns: Option<&str>) -> bool {
 #[ignore = "needs the test cluster: tests/cluster/run"]
 fn rbac_allows_what_hearth_uses_and_nothing_else() {
     // No container of Hearth's pods was refused anything while the other tests ran.
-    let pods = k(&["-n", NS, "get", "pods", "-o", "jsonpath={range .items[*]}{.metadata.name}{\" \"}{end}"]);
+    let pods = k(&[
+        "-n",
+        NS,
+        "get",
+        "pods",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name}{\" \"}{end}",
+    ]);
     for pod in pods.split_whitespace() {
-        let logs = kubectl(&["-n", NS, "logs", pod, "--all-containers", "--prefix"]).unwrap_or_default();
+        let logs =
+            kubectl(&["-n", NS, "logs", pod, "--all-containers", "--prefix"]).unwrap_or_default();
         let refused: Vec<&str> = logs.lines().filter(|l| l.contains("forbidden")).collect();
-        assert!(refused.is_empty(), "{pod} was refused:\n{}", refused.join("\n"));
+        assert!(
+            refused.is_empty(),
+            "{pod} was refused:\n{}",
+            refused.join("\n")
+        );
     }
     let c = "hearth-coordinator";
     for (verb, res) in [
@@ -361,13 +485,25 @@ fn rbac_allows_what_hearth_uses_and_nothing_else() {
         ("create", "persistentvolumes"),
         ("patch", "volumeattachments.storage.k8s.io/status"),
         ("watch", "csinodes.storage.k8s.io"),
-        ("update", "volumesnapshotcontents.snapshot.storage.k8s.io/status"),
+        (
+            "update",
+            "volumesnapshotcontents.snapshot.storage.k8s.io/status",
+        ),
     ] {
         assert!(can_i(c, verb, res, None), "{c} may not {verb} {res}");
     }
-    for (verb, res) in [("update", "leases.coordination.k8s.io"), ("create", "csistoragecapacities.storage.k8s.io")] {
-        assert!(can_i(c, verb, res, Some(NS)), "{c} may not {verb} {res} in {NS}");
-        assert!(!can_i(c, verb, res, Some("default")), "{c} may {verb} {res} in default");
+    for (verb, res) in [
+        ("update", "leases.coordination.k8s.io"),
+        ("create", "csistoragecapacities.storage.k8s.io"),
+    ] {
+        assert!(
+            can_i(c, verb, res, Some(NS)),
+            "{c} may not {verb} {res} in {NS}"
+        );
+        assert!(
+            !can_i(c, verb, res, Some("default")),
+            "{c} may {verb} {res} in default"
+        );
     }
     for (verb, res) in [
         ("get", "secrets"),
@@ -382,7 +518,15 @@ fn rbac_allows_what_hearth_uses_and_nothing_else() {
         assert!(!can_i(c, verb, res, None), "{c} may {verb} {res}");
     }
     // The node agent calls no API at all.
-    for (verb, res) in [("get", "pods"), ("get", "nodes"), ("list", "secrets"), ("get", "leases.coordination.k8s.io")] {
-        assert!(!can_i("hearth-node", verb, res, None), "hearth-node may {verb} {res}");
+    for (verb, res) in [
+        ("get", "pods"),
+        ("get", "nodes"),
+        ("list", "secrets"),
+        ("get", "leases.coordination.k8s.io"),
+    ] {
+        assert!(
+            !can_i("hearth-node", verb, res, None),
+            "hearth-node may {verb} {res}"
+        );
     }
 }

@@ -8,10 +8,10 @@
 //! This module owns the `hearth.io` objects and the one Lease it is given; it touches nothing
 //! else in the cluster.
 
-pub mod crd;
-mod lease;
 #[cfg(test)]
 mod apiserver_tests;
+pub mod crd;
+mod lease;
 
 use std::fmt;
 use std::sync::Arc;
