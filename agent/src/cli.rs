@@ -45,7 +45,7 @@ pub enum Command {
     /// Show an agent's health: checks, volumes, floating IPs and DRBD peers.
     Status(crate::status_cmd::StatusArgs),
     /// Node networking: apply a node network file, or keep a namespace converged to it.
-    Net(crate::net::cmd::NetArgs),
+    Net(crate::net_cmd::NetArgs),
     /// Print Hearth's CustomResourceDefinitions as one multi-document YAML stream.
     Crds,
     /// Internal: the node's fence guard (removes leased floating IPs when the agent dies).

@@ -4,19 +4,15 @@
 
 pub mod cli;
 pub mod client;
-pub mod coordinator;
 pub mod csi_cmd;
+pub mod endpoints;
 pub mod health;
 pub mod logging;
-pub mod net;
+pub mod net_cmd;
 pub mod node;
-pub mod ovn;
-pub mod ovsdb;
 pub mod roles;
 pub mod serve;
-pub mod status;
 pub mod status_cmd;
-pub mod store;
 
 use cli::{Cli, Command};
 
@@ -53,7 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Node(args) => roles::node(args).await,
             Command::Coordinator(args) => roles::coordinator(args).await,
             Command::Csi(args) => csi_cmd::run(args).await,
-            Command::Net(args) => net::cmd::run(args).await,
+            Command::Net(args) => net_cmd::run(args).await,
             Command::Status(args) => Ok(status_cmd::run(args).await?),
             Command::FenceGuard | Command::Crds => Ok(()),
         }
@@ -63,7 +59,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 /// `hearth crds`: every CRD, sorted by name, each document starting with `---`.
 fn print_crds() -> anyhow::Result<()> {
     use std::io::Write;
-    let yaml = store::kube::crds_yaml()?;
+    let yaml = hearth_coordinator::store::kube::crds_yaml()?;
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(yaml.as_bytes())?;
     stdout.flush()?;

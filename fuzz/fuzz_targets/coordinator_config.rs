@@ -8,8 +8,8 @@
 
 use std::collections::BTreeSet;
 
-use hearth_agent::coordinator::config;
-use hearth_agent::coordinator::pools::allocate;
+use hearth_coordinator::config;
+use hearth_coordinator::pools::allocate;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

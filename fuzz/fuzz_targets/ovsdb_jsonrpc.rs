@@ -3,8 +3,8 @@
 //! the datum decoders must not panic on any message's params or result.
 #![no_main]
 
-use hearth_agent::ovsdb::datum::{decode_map, decode_optional, decode_strings, decode_uuids};
-use hearth_agent::ovsdb::framing::{Decoder, Message};
+use hearth_net::ovsdb::datum::{decode_map, decode_optional, decode_strings, decode_uuids};
+use hearth_net::ovsdb::framing::{Decoder, Message};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -9,9 +9,9 @@ mod linstor_common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use hearth_agent::coordinator::engine::{Engine, Timing};
-use hearth_agent::coordinator::linstor_placer::LinstorPlacer;
-use hearth_agent::store::sqlite::SqliteStore;
+use hearth_coordinator::engine::{Engine, Timing};
+use hearth_coordinator::linstor_placer::LinstorPlacer;
+use hearth_coordinator::store::sqlite::SqliteStore;
 use hearth_csi::backend::{VolumeBackend, VolumeSpec};
 use hearth_csi::linstor::client::ViewFilter;
 use hearth_csi::linstor::LinstorBackend;

@@ -169,19 +169,19 @@ fn two_chassis_ping_over_geneve() {
     // Health of node-a: the gateway answers (the ping fills the neighbour entry).
     assert!(ping(&a, "100.64.0.1"), "ping the join gateway");
     let spec_text = std::fs::read_to_string(lab.dir().join("node-a.yaml")).unwrap();
-    let file = hearth_agent::net::spec::parse(&spec_text).unwrap();
-    let spec = hearth_agent::ovn::OvnSpec::from_yaml(file.ovn.as_ref().unwrap()).unwrap();
+    let file = hearth_net::spec::parse(&spec_text).unwrap();
+    let spec = hearth_net::ovn::OvnSpec::from_yaml(file.ovn.as_ref().unwrap()).unwrap();
     let view = IpView(a.clone());
     let health = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
         .block_on(async {
-            let sbc = hearth_agent::ovsdb::Client::connect(&sb).await.unwrap();
-            let local = hearth_agent::ovsdb::Client::connect(&spec.ovsdb)
+            let sbc = hearth_net::ovsdb::Client::connect(&sb).await.unwrap();
+            let local = hearth_net::ovsdb::Client::connect(&spec.ovsdb)
                 .await
                 .unwrap();
-            hearth_agent::ovn::health::check(&spec, &sbc, &local, &view, &view)
+            hearth_net::ovn::health::check(&spec, &sbc, &local, &view, &view)
                 .await
                 .unwrap()
         });
@@ -208,7 +208,7 @@ fn two_chassis_ping_over_geneve() {
         .status()
         .unwrap();
     assert!(st.success());
-    let m = hearth_agent::ovn::cilium::check(&spec, &view);
+    let m = hearth_net::ovn::cilium::check(&spec, &view);
     assert_eq!(m.len(), 1, "{m:?}");
     assert_eq!(
         (m[0].what.as_str(), m[0].want.as_str(), m[0].found.as_str()),
@@ -274,7 +274,7 @@ fn node_status(ns: &str, file: &std::path::Path, dir: &std::path::Path) -> serde
 /// The join view of a namespace, through `ip -n`.
 struct IpView(String);
 
-impl hearth_agent::ovn::health::JoinView for IpView {
+impl hearth_net::ovn::health::JoinView for IpView {
     fn link_up(&self, dev: &str) -> bool {
         let out = Command::new("ip")
             .args(["-n", &self.0, "-o", "link", "show", dev])
@@ -295,7 +295,7 @@ impl hearth_agent::ovn::health::JoinView for IpView {
     }
 }
 
-impl hearth_agent::ovn::cilium::HostView for IpView {
+impl hearth_net::ovn::cilium::HostView for IpView {
     fn sysctl(&self, name: &str) -> Option<String> {
         let out = Command::new("ip")
             .args(["netns", "exec", &self.0, "sysctl", "-n", name])

@@ -13,9 +13,9 @@
 
 use std::path::{Path, PathBuf};
 
-use hearth_agent::ovsdb::datum::{insert, map};
-use hearth_agent::ovsdb::tables::DB;
-use hearth_agent::ovsdb::{Client, OvsdbError, Tls, TlsFiles};
+use hearth_net::ovsdb::datum::{insert, map};
+use hearth_net::ovsdb::tables::DB;
+use hearth_net::ovsdb::{Client, OvsdbError, Tls, TlsFiles};
 use hearth_tests::ovs::{OvsLab, SslFiles, VSWITCH_SCHEMA};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use serde_json::json;

@@ -6,9 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use hearth_agent::ovsdb::datum::{eq, insert, map, select};
-use hearth_agent::ovsdb::tables::{read, DB};
-use hearth_agent::ovsdb::{Client, OvsdbError};
+use hearth_net::ovsdb::datum::{eq, insert, map, select};
+use hearth_net::ovsdb::tables::{read, DB};
+use hearth_net::ovsdb::{Client, OvsdbError};
 use hearth_tests::ovs::{OvsLab, VSWITCH_SCHEMA};
 use serde_json::{json, Value};
 
@@ -18,7 +18,7 @@ fn ready() -> bool {
 }
 
 async fn next_update(
-    rx: &mut tokio::sync::mpsc::UnboundedReceiver<hearth_agent::ovsdb::client::Update>,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<hearth_net::ovsdb::client::Update>,
     method: &str,
 ) -> Value {
     loop {

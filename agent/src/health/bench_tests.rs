@@ -14,8 +14,8 @@ use hearth_csi::mount::mountinfo;
 use super::csi_ops::CsiRecorder;
 use super::snapshot::{Section, Snapshot};
 use super::{metrics, network, storage};
-use crate::net::model::{Address, Prefix};
-use crate::net::netlink::{Observed, Owner, Seen};
+use hearth_net::model::{Address, Prefix};
+use hearth_net::netlink::{Observed, Owner, Seen};
 
 #[test]
 #[ignore = "benchmark"]

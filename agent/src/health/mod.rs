@@ -14,7 +14,6 @@ pub mod ovn;
 pub mod snapshot;
 pub mod storage;
 pub mod text;
-pub mod wiring;
 
 #[cfg(test)]
 mod bench_tests;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::net::netlink::{Netlink, Observed, Owner};
-use crate::net::progress::{NetProgress, NetState};
+use hearth_net::netlink::{Netlink, Observed, Owner};
+use hearth_net::progress::{NetProgress, NetState};
 
 use super::snapshot::{FloatingIpHealth, LinkHealth, Network, Reconciler};
 use super::HealthError;

@@ -1,13 +1,13 @@
-//! The OVN section of the health snapshot: the chassis checks of [`crate::ovn::health`], run
+//! The OVN section of the health snapshot: the chassis checks of [`hearth_net::ovn::health`], run
 //! against the local OVSDB and the southbound DB named in the node network file. Reads only.
 
 use serde_json::Value;
 
 use super::snapshot::{Section, SectionState};
-use crate::ovn::cilium::ProcHost;
-use crate::ovn::health::{check, ProcJoin};
-use crate::ovn::OvnSpec;
-use crate::ovsdb::Client;
+use hearth_net::ovn::cilium::ProcHost;
+use hearth_net::ovn::health::{check, ProcJoin};
+use hearth_net::ovn::OvnSpec;
+use hearth_net::ovsdb::Client;
 
 /// Reads the chassis state.
 #[async_trait::async_trait]

@@ -1,5 +1,5 @@
 //! The fence guard: a small child process (`hearth fence-guard`) that removes every leased
-//! floating-IP address ([`crate::net::LEASED_PROTO`]) of its network namespace when the lease
+//! floating-IP address ([`hearth_net::LEASED_PROTO`]) of its network namespace when the lease
 //! ends and the agent did not do it, or when the agent dies.
 //!
 //! The agent writes each new lease deadline to the guard's stdin as an absolute
@@ -18,8 +18,8 @@ use std::time::Duration;
 use nix::time::{clock_gettime, ClockId};
 use tokio::time::Instant;
 
-use crate::net::announce::{AnnounceError, Announcer, Frames, Schedule};
-use crate::net::netlink::RtNetlink;
+use hearth_net::announce::{AnnounceError, Announcer, Frames, Schedule};
+use hearth_net::netlink::RtNetlink;
 
 /// Nanoseconds on `CLOCK_MONOTONIC` (shared by every process of the machine).
 fn monotonic_ns() -> u64 {

@@ -17,9 +17,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::fence::FenceGuard;
-use crate::net::announce::{Announcer, Frames};
-use crate::net::model::FloatingIp;
-use crate::net::netlink::Netlink;
+use hearth_net::announce::{Announcer, Frames};
+use hearth_net::model::FloatingIp;
+use hearth_net::netlink::Netlink;
 
 /// How often the held set is checked against the kernel without any change.
 const RESYNC: Duration = Duration::from_secs(1);

@@ -7,4 +7,3 @@ pub mod fence;
 pub mod lease;
 pub mod session;
 pub mod volumes;
-pub mod wiring;

@@ -18,9 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use hearth_agent::net::apply::converge;
-use hearth_agent::net::netlink::RtNetlink;
-use hearth_agent::net::sysctl::ProcSys;
+use hearth_net::apply::converge;
+use hearth_net::netlink::RtNetlink;
+use hearth_net::sysctl::ProcSys;
 use hearth_tests::netns::{MoveLab, NetNs};
 
 #[derive(Debug, Parser)]
@@ -163,8 +163,8 @@ fn bench_work(name: &str, work: &Work, trials: usize, report: &mut String) {
         let ns = lab();
         h.push(timed(&ns, &hearth, &["net", "apply", "--file", &y]));
         h2.push(timed(&ns, &hearth, &["net", "apply", "--file", &y]));
-        let file = hearth_agent::net::spec::load(&yaml).expect("valid file");
-        let desired = Arc::new(hearth_agent::net::render::render(&file));
+        let file = hearth_net::spec::load(&yaml).expect("valid file");
+        let desired = Arc::new(hearth_net::render::render(&file));
         let rt = ns.runtime();
         lib2.push(rt.run(move || async move {
             let nl = RtNetlink::open().expect("netlink");

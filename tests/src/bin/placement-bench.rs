@@ -15,8 +15,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use hearth_agent::coordinator::labels::Labels;
-use hearth_agent::coordinator::placement::{Cluster, NodeView, VolumeRequest, ZONE_KEY};
+use hearth_coordinator::labels::Labels;
+use hearth_coordinator::placement::{Cluster, NodeView, VolumeRequest, ZONE_KEY};
 use hearth_csi::TOPOLOGY_NODE_KEY;
 
 const GIB: u64 = 1 << 30;

@@ -6,8 +6,8 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use hearth_agent::net::announce::{Announcer, PacketSocket, Schedule};
-use hearth_agent::net::netlink::RtNetlink;
+use hearth_net::announce::{Announcer, PacketSocket, Schedule};
+use hearth_net::netlink::RtNetlink;
 
 use super::{Lan, NsRuntime};
 

@@ -1,0 +1,227 @@
+//! The HTTP status server on `--status-addr`: `/status` (JSON, docs/status.md; text with
+//! `?format=text` or `Accept: text/plain`), `/metrics` (OpenMetrics), `/healthz` (the process
+//! answers) and `/readyz` (every required health check passes). Read-only and GET only.
+//! Slow or huge clients cannot hold the agent: headers must arrive within a timeout, a
+//! connection lives at most [`CONN_LIMIT_TIME`], request heads are capped, and at most
+//! [`MAX_CONNS`] connections are served at once (more are closed on accept).
+//! Owns the HTTP surface only; everything it serves comes from [`Health`].
+
+pub mod coordinator;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use hearth_csi::identity::Readiness;
+
+use crate::health::csi_ops::CsiRecorder;
+use crate::health::{checks, metrics, text, Health};
+
+/// Connections served at once.
+pub const MAX_CONNS: usize = 64;
+/// The longest a connection may live (covers slow readers of a response).
+pub const CONN_LIMIT_TIME: Duration = Duration::from_secs(30);
+/// The time a client has to send its request head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest request head accepted.
+const MAX_HEAD: usize = 16 * 1024;
+/// The largest response body served.
+const MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// Ready when the CSI socket exists and the state directory is writable (the CSI Probe).
+#[derive(Debug, Clone)]
+pub struct LocalReadiness {
+    /// The CSI socket.
+    pub socket: PathBuf,
+    /// The state directory.
+    pub state_dir: PathBuf,
+}
+
+impl Readiness for LocalReadiness {
+    fn ready(&self) -> Result<(), String> {
+        if !self.socket.exists() {
+            return Err(format!(
+                "CSI socket {} is not served",
+                self.socket.display()
+            ));
+        }
+        writable(&self.state_dir)
+    }
+}
+
+fn writable(dir: &Path) -> Result<(), String> {
+    nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK)
+        .map_err(|e| format!("state directory {} is not writable: {e}", dir.display()))
+}
+
+/// What the HTTP server reads.
+pub struct StatusSources {
+    /// The snapshot.
+    pub health: Arc<Health>,
+    /// CSI counters with histograms (for `/metrics`).
+    pub csi: Arc<CsiRecorder>,
+}
+
+fn reply(code: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    let (code, body) = if body.len() > MAX_BODY {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("response larger than {MAX_BODY} bytes\n"),
+        )
+    } else {
+        (code, body)
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = code;
+    if let Ok(v) = header::HeaderValue::from_str(content_type) {
+        resp.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+const TEXT: &str = "text/plain; charset=utf-8";
+
+fn wants_text<B>(req: &Request<B>) -> bool {
+    let query = req.uri().query().unwrap_or("");
+    query.split('&').any(|kv| kv == "format=text")
+        || req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/plain"))
+}
+
+/// What a status server answers: the node's endpoints ([`StatusSources`]) or the
+/// coordinator's. Requests reach it without their (ignored) bodies.
+#[async_trait::async_trait]
+pub trait Routes: Send + Sync + 'static {
+    /// Answers one GET (or refuses another method).
+    async fn route(&self, req: &Request<()>) -> Response<Full<Bytes>>;
+}
+
+#[async_trait::async_trait]
+impl Routes for StatusSources {
+    async fn route(&self, req: &Request<()>) -> Response<Full<Bytes>> {
+        route(self, req).await
+    }
+}
+
+/// A plain-text reply (for other status servers).
+pub fn text_reply(code: StatusCode, body: String) -> Response<Full<Bytes>> {
+    reply(code, TEXT, body)
+}
+
+/// A reply of the given content type, size-capped like every other.
+pub fn typed_reply(code: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    reply(code, content_type, body)
+}
+
+/// Whether the request asks for text (`?format=text` or `Accept: text/plain`).
+pub fn asks_for_text<B>(req: &Request<B>) -> bool {
+    wants_text(req)
+}
+
+/// Answers one request.
+pub async fn route<B>(src: &StatusSources, req: &Request<B>) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET {
+        return reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "GET only\n".into());
+    }
+    match req.uri().path() {
+        "/healthz" => reply(StatusCode::OK, TEXT, "ok\n".into()),
+        "/readyz" => {
+            let snap = src.health.snapshot().await;
+            let failing = checks::not_ready(&snap);
+            if failing.is_empty() {
+                return reply(StatusCode::OK, TEXT, "ready\n".into());
+            }
+            let mut body = String::from("not ready:\n");
+            for c in failing {
+                body.push_str(&format!("✗ {}: {}\n", c.name, c.reason));
+                if let Some(h) = &c.hint {
+                    body.push_str(&format!("  → {h}\n"));
+                }
+            }
+            reply(StatusCode::SERVICE_UNAVAILABLE, TEXT, body)
+        }
+        "/status" if wants_text(req) => reply(
+            StatusCode::OK,
+            TEXT,
+            text::render(&*src.health.snapshot().await, true),
+        ),
+        "/status" => match serde_json::to_string_pretty(&*src.health.snapshot().await) {
+            Ok(json) => reply(StatusCode::OK, "application/json", json + "\n"),
+            Err(e) => reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                TEXT,
+                format!("encoding: {e}\n"),
+            ),
+        },
+        "/metrics" => reply(
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            metrics::render(src.health.snapshot().await, src.csi.counters()),
+        ),
+        _ => reply(StatusCode::NOT_FOUND, TEXT, "not found\n".into()),
+    }
+}
+
+/// Binds `addr` (fails fast on a bad address) and serves in the background.
+pub async fn spawn<R: Routes>(addr: SocketAddr, src: R) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding status address {addr}"))?;
+    tracing::info!(%addr, "serving /status, /metrics, /healthz and /readyz");
+    tokio::spawn(serve(listener, Arc::new(src)));
+    Ok(())
+}
+
+/// Serves the status endpoints on `listener` until the process stops.
+pub async fn serve<R: Routes>(listener: TcpListener, src: Arc<R>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNS));
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!("status accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::debug!("status: {MAX_CONNS} connections open; closing a new one");
+            continue;
+        };
+        let src = Arc::clone(&src);
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                let src = Arc::clone(&src);
+                async move {
+                    let (parts, _body) = req.into_parts();
+                    let req = Request::from_parts(parts, ());
+                    Ok::<_, std::convert::Infallible>(src.route(&req).await)
+                }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(MAX_HEAD)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .serve_connection(TokioIo::new(stream), svc);
+            match tokio::time::timeout(CONN_LIMIT_TIME, conn).await {
+                Ok(Err(e)) => tracing::debug!("status connection: {e}"),
+                Err(_) => tracing::debug!("status connection closed after {CONN_LIMIT_TIME:?}"),
+                Ok(Ok(())) => {}
+            }
+            drop(permit);
+        });
+    }
+}

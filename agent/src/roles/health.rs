@@ -1,0 +1,111 @@
+//! Wiring of the health pieces for a role: builds the collectors from what the role serves,
+//! starts the status server, and wraps CSI services with the statistics layer. Owns no
+//! collection logic; roles.rs calls it and stays free of health details.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use hearth_csi::backend::VolumeBackend;
+
+use crate::endpoints::StatusSources;
+use crate::health::csi_ops::{CsiRecorder, CsiStatsLayer, CsiStatsService};
+use crate::health::drbd::{DrbdSource, Events2Drbd};
+use crate::health::network::{NetlinkNetwork, NetworkSource};
+use crate::health::node::ProcNode;
+use crate::health::storage::{BackendStorage, DeviceMap, StorageSource};
+use crate::health::{Collectors, Health};
+use hearth_net::progress::NetProgress;
+
+/// The longest one health collector may take.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Scrapes within this interval share one snapshot.
+const HEALTH_MAX_AGE: Duration = Duration::from_secs(1);
+/// What the status endpoint reports on, besides the CSI counters.
+pub struct StatusPlan {
+    /// `--status-addr`; nothing is served without it.
+    pub addr: Option<std::net::SocketAddr>,
+    /// The node name.
+    pub node_name: String,
+    /// The CSI socket.
+    pub socket: PathBuf,
+    /// The state directory.
+    pub state_dir: PathBuf,
+    /// The kubelet directory (published vs staged mounts).
+    pub kubelet_dir: PathBuf,
+    /// The coordinator session, with `--coordinator`.
+    pub coordinator: Option<Arc<dyn crate::health::SessionSource>>,
+    /// With `--network`: dump links and floating IPs, and judge readiness by the network
+    /// reconciler's passes, which it publishes here.
+    pub network: Option<NetProgress>,
+    /// The `ovn:` section of the network file, when there is one.
+    pub ovn: Option<hearth_net::ovn::OvnSpec>,
+    /// True with the LINSTOR backend: follow `drbdsetup events2`.
+    pub drbd: bool,
+    /// The storage backend, set by the role once it is built.
+    pub storage: Option<StorageParts>,
+}
+
+/// The backend's name, the backend and its local device map.
+pub type StorageParts = (&'static str, Arc<dyn VolumeBackend>, Arc<dyn DeviceMap>);
+
+/// Builds the health snapshot source, and starts the status server when `--status-addr` is
+/// set (binding fails fast). The snapshot also feeds the coordinator session's reports.
+pub async fn spawn_status(plan: StatusPlan, csi: Arc<CsiRecorder>) -> anyhow::Result<Arc<Health>> {
+    let addr = plan.addr;
+    let storage = plan.storage.map(|(name, backend, devices)| {
+        Arc::new(BackendStorage {
+            name: name.into(),
+            node: plan.node_name.clone(),
+            backend,
+            devices,
+            kubelet_dir: plan.kubelet_dir.clone(),
+        }) as Arc<dyn StorageSource>
+    });
+    let network = match plan.network {
+        Some(progress) => {
+            let netlink = hearth_net::netlink::RtNetlink::open().context("opening netlink")?;
+            Some(Arc::new(NetlinkNetwork {
+                netlink: Arc::new(netlink),
+                progress: Some(progress),
+            }) as Arc<dyn NetworkSource>)
+        }
+        None => None,
+    };
+    let drbd = plan
+        .drbd
+        .then(|| Arc::new(Events2Drbd::start()) as Arc<dyn DrbdSource>);
+    let collectors = Collectors {
+        node_name: plan.node_name,
+        storage,
+        drbd,
+        network,
+        ovn: plan.ovn.map(|spec| {
+            Arc::new(crate::health::ovn::OvsdbOvn { spec })
+                as Arc<dyn crate::health::ovn::OvnSource>
+        }),
+        node: Arc::new(ProcNode),
+        csi: Arc::clone(&csi),
+        coordinator: plan.coordinator,
+        socket: plan.socket,
+        state_dir: plan.state_dir,
+    };
+    let health = Arc::new(Health::new(collectors, HEALTH_TIMEOUT, HEALTH_MAX_AGE));
+    if let Some(addr) = addr {
+        crate::endpoints::spawn(
+            addr,
+            StatusSources {
+                health: Arc::clone(&health),
+                csi,
+            },
+        )
+        .await?;
+    }
+    Ok(health)
+}
+
+/// Wraps a CSI service so its calls are counted.
+pub fn counted<S>(csi: &Arc<CsiRecorder>, service: S) -> CsiStatsService<S> {
+    tower::Layer::layer(&CsiStatsLayer::new(Arc::clone(csi)), service)
+}
