@@ -8,6 +8,8 @@
 //! This module owns the `hearth.io` objects and the one Lease it is given; it touches nothing
 //! else in the cluster.
 
+#[cfg(test)]
+mod apiserver_tests;
 pub mod crd;
 mod lease;
 
