@@ -403,7 +403,10 @@ impl Engine {
                     let to = state.node.as_deref();
                     if let Some(from) = &previous {
                         self.failovers.fetch_add(1, Ordering::Relaxed);
-                        if let Err(e) = self.bounded("count failover", self.store.add_failovers(1)).await {
+                        if let Err(e) = self
+                            .bounded("count failover", self.store.add_failovers(1))
+                            .await
+                        {
                             tracing::warn!("counting the failover in the store: {e}");
                         }
                         tracing::warn!(name = %state.name, address = %state.address, from = %from,

@@ -11,7 +11,9 @@ use tokio::sync::mpsc;
 use tonic::Status;
 
 use super::{Engine, Timing};
-use crate::store::{FloatingIp, FloatingIpPool, FloatingIpState, Store, StoreError, VolumeLocation};
+use crate::store::{
+    FloatingIp, FloatingIpPool, FloatingIpState, Store, StoreError, VolumeLocation,
+};
 
 /// How the fake store answers `lead`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
