@@ -7,6 +7,7 @@ pub mod engine;
 pub mod hash;
 pub mod labels;
 pub mod linstor_placer;
+pub mod node_auth;
 pub mod placement;
 pub mod pools;
 pub mod server;
