@@ -40,6 +40,8 @@ pub struct CoordinatorStatus {
     pub nodes: Vec<NodeView>,
     /// Every floating IP's address, owner and epoch.
     pub floating_ips: Vec<FloatingIpState>,
+    /// Node sessions refused since start, by reason (docs/design/node-identity.md).
+    pub session_refusals: std::collections::BTreeMap<String, u64>,
 }
 
 /// The coordinator's status routes.
@@ -49,6 +51,8 @@ pub struct CoordinatorRoutes {
     pub engine: Arc<Engine>,
     /// The CSI socket (readiness).
     pub socket: PathBuf,
+    /// Refused node sessions.
+    pub refusals: Arc<hearth_coordinator::node_auth::Refusals>,
 }
 
 impl CoordinatorRoutes {
@@ -61,6 +65,7 @@ impl CoordinatorRoutes {
             failovers: self.engine.failovers(),
             nodes: self.engine.nodes(),
             floating_ips: self.engine.floating_ips(),
+            session_refusals: self.refusals.counts(),
         }
     }
 }
@@ -170,6 +175,18 @@ fn metrics(s: &CoordinatorStatus) -> String {
         "Floating IPs moved off a node whose lease ended.",
         failovers,
     );
+    let refusals = Family::<Vec<(String, String)>, Counter<u64, AtomicU64>>::default();
+    for (reason, n) in &s.session_refusals {
+        refusals
+            .get_or_create(&vec![("reason".into(), reason.clone())])
+            .inc_by(*n);
+    }
+    registry.register(
+        "hearth_coordinator_session_refusals",
+        "Node sessions refused, by reason (no_token, not_authenticated, audience, \
+         service_account, unbound, node_mismatch, certificate, review_failed).",
+        refusals,
+    );
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &registry);
@@ -233,11 +250,18 @@ mod tests {
             failovers: 3,
             nodes: Vec::new(),
             floating_ips: Vec::new(),
+            session_refusals: [("node_mismatch".to_owned(), 2)].into_iter().collect(),
         };
         let om = metrics(&s);
         assert!(om.ends_with("# EOF\n"));
         let text = classic(&om);
         assert!(text.contains("# TYPE hearth_coordinator_failovers_total counter\nhearth_coordinator_failovers_total 3\n"), "{text}");
+        assert!(
+            text.contains(
+                "hearth_coordinator_session_refusals_total{reason=\"node_mismatch\"} 2\n"
+            ),
+            "{text}"
+        );
         if let Some(findings) = promtool_findings(&text) {
             assert_eq!(findings, "", "{text}");
         }

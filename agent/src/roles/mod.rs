@@ -184,14 +184,16 @@ async fn embedded_coordinator(
         tls_key_file: None,
     };
     let timing = hearth_coordinator::engine::Timing::default();
-    let (_engine, bound) =
-        crate::roles::coordinator::start(store, timing, node_id, Some(loopback), &no_tls).await?;
+    let (_engine, bound, _refusals) =
+        crate::roles::coordinator::start(store, timing, node_id, Some(loopback), &no_tls, None)
+            .await?;
     let addr = bound.context("the embedded agent API did not bind")?;
     let session = crate::roles::node::start(
         &format!("http://{addr}"),
         node_id,
         std::collections::BTreeMap::new(),
         &no_tls,
+        None,
         reports,
         None,
     )?;
@@ -357,6 +359,7 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
             &args.node_name,
             labels,
             &args.tls,
+            args.node_token_file.as_deref(),
             Arc::clone(&reports) as Arc<dyn crate::node::session::ReportSource>,
             local_volumes,
         )?;
@@ -382,9 +385,16 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     }
     let timing = crate::roles::coordinator::timing(&args.lease)?;
     let id = args.id.clone().unwrap_or_else(hostname);
-    let (engine, bound) =
-        crate::roles::coordinator::start(Arc::clone(&store), timing, &id, args.listen, &args.tls)
-            .await?;
+    let auth = crate::roles::coordinator::node_auth(&args.node_auth, &args.namespace).await?;
+    let (engine, bound, refusals) = crate::roles::coordinator::start(
+        Arc::clone(&store),
+        timing,
+        &id,
+        args.listen,
+        &args.tls,
+        Some(auth),
+    )
+    .await?;
     if let Some(addr) = bound {
         // Tests and scripts read the bound port from here (`--listen 127.0.0.1:0`).
         println!("agent API listening on {addr}");
@@ -395,6 +405,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         let routes = crate::endpoints::coordinator::CoordinatorRoutes {
             engine: Arc::clone(&engine),
             socket: socket.clone(),
+            refusals: Arc::clone(&refusals),
         };
         crate::endpoints::spawn(addr, routes).await?;
     }
