@@ -81,9 +81,7 @@ impl TlsArgs {
 
     /// The CA and the certificate with its key, each optional; the certificate and key go
     /// together (token authentication: a node needs only the CA, the coordinator no CA).
-    pub fn parts(
-        &self,
-    ) -> Result<(Option<PathBuf>, Option<(PathBuf, PathBuf)>), crate::UsageError> {
+    pub fn parts(&self) -> Result<TlsParts, crate::UsageError> {
         let pair = match (&self.tls_cert_file, &self.tls_key_file) {
             (None, None) => None,
             (Some(c), Some(k)) => Some((c.clone(), k.clone())),
@@ -96,6 +94,9 @@ impl TlsArgs {
         Ok((self.tls_ca_file.clone(), pair))
     }
 }
+
+/// The CA file and the (certificate, key) pair, each optional.
+pub type TlsParts = (Option<PathBuf>, Option<(PathBuf, PathBuf)>);
 
 /// How the coordinator tells which node a session comes from.
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -117,7 +118,11 @@ pub struct NodeAuthArgs {
     #[arg(long, env = "HEARTH_NODE_TOKEN_AUDIENCE", default_value = hearth_coordinator::node_auth::DEFAULT_AUDIENCE)]
     pub node_token_audience: String,
     /// The node pods' ServiceAccount, in `--namespace` (`tokenreview`).
-    #[arg(long, env = "HEARTH_NODE_SERVICE_ACCOUNT", default_value = "hearth-node")]
+    #[arg(
+        long,
+        env = "HEARTH_NODE_SERVICE_ACCOUNT",
+        default_value = "hearth-node"
+    )]
     pub node_service_account: String,
 }
 

@@ -2,6 +2,8 @@
 //! loopback) with a fake TokenReview. The node's proven name comes from the review, never
 //! from its Hello; refusals are counted by reason.
 
+#![allow(clippy::tests_outside_test_module)] // an integration-test file is a test-only crate
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

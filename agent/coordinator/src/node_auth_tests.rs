@@ -152,7 +152,10 @@ async fn the_token_flow_resolves_the_node_directly_or_through_the_pod() {
         "not_authenticated"
     );
     *fake.fail.lock().unwrap() = Some("connection refused".into());
-    assert_eq!(auth.node_of("t1").await.unwrap_err().reason(), "review_failed");
+    assert_eq!(
+        auth.node_of("t1").await.unwrap_err().reason(),
+        "review_failed"
+    );
 }
 
 #[tokio::test]

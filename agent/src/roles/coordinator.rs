@@ -129,12 +129,11 @@ pub async fn start(
             key_file,
         }),
         (NodeAuth::Certificates, _) => {
-            tls.files()?
-                .map(|(ca_file, cert_file, key_file)| TlsFiles {
-                    ca_file: Some(ca_file),
-                    cert_file,
-                    key_file,
-                })
+            tls.files()?.map(|(ca_file, cert_file, key_file)| TlsFiles {
+                ca_file: Some(ca_file),
+                cert_file,
+                key_file,
+            })
         }
         (NodeAuth::Token(_), (Some(_), None)) => {
             return Err(UsageError(
