@@ -78,6 +78,52 @@ impl TlsArgs {
             )),
         }
     }
+
+    /// The CA and the certificate with its key, each optional; the certificate and key go
+    /// together (token authentication: a node needs only the CA, the coordinator no CA).
+    pub fn parts(&self) -> Result<TlsParts, crate::error::UsageError> {
+        let pair = match (&self.tls_cert_file, &self.tls_key_file) {
+            (None, None) => None,
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            _ => {
+                return Err(crate::error::UsageError(
+                    "--tls-cert-file and --tls-key-file go together".into(),
+                ))
+            }
+        };
+        Ok((self.tls_ca_file.clone(), pair))
+    }
+}
+
+/// The CA file and the (certificate, key) pair, each optional.
+pub type TlsParts = (Option<PathBuf>, Option<(PathBuf, PathBuf)>);
+
+/// How the coordinator tells which node a session comes from.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum NodeAuthMode {
+    /// The node's client certificate must name it (mTLS; nothing on plaintext loopback).
+    Mtls,
+    /// The node presents a projected ServiceAccount token; a TokenReview says its node.
+    Tokenreview,
+}
+
+/// Node identity flags of the coordinator (docs/design/node-identity.md).
+#[derive(Debug, Clone, Args)]
+pub struct NodeAuthArgs {
+    /// How nodes prove their name: `mtls` (client certificates) or `tokenreview` (projected
+    /// ServiceAccount tokens reviewed by the API server; TLS with this end's certificate).
+    #[arg(long, env = "HEARTH_NODE_AUTH", value_enum, default_value = "mtls")]
+    pub node_auth: NodeAuthMode,
+    /// The audience node tokens must be valid for (`tokenreview`).
+    #[arg(long, env = "HEARTH_NODE_TOKEN_AUDIENCE", default_value = hearth_coordinator::node_auth::DEFAULT_AUDIENCE)]
+    pub node_token_audience: String,
+    /// The node pods' ServiceAccount, in `--namespace` (`tokenreview`).
+    #[arg(
+        long,
+        env = "HEARTH_NODE_SERVICE_ACCOUNT",
+        default_value = "hearth-node"
+    )]
+    pub node_service_account: String,
 }
 
 /// Lease timings of the agent API (coordinator side; nodes learn them in the Welcome).
@@ -166,6 +212,10 @@ pub struct NodeArgs {
     /// mTLS to the coordinator.
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// A projected ServiceAccount token proving this node to the coordinator (re-read for
+    /// each session); with it, `https://` needs only `--tls-ca-file`.
+    #[arg(long, env = "HEARTH_NODE_TOKEN_FILE")]
+    pub node_token_file: Option<PathBuf>,
     /// Labels reported to the coordinator for placement, `k=v,k2=v2` (for example
     /// `topology.kubernetes.io/zone=a`).
     #[arg(long, env = "HEARTH_NODE_LABELS", value_delimiter = ',')]
@@ -205,6 +255,9 @@ pub struct CoordinatorArgs {
     /// mTLS for the agent API.
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// How nodes prove who they are.
+    #[command(flatten)]
+    pub node_auth: NodeAuthArgs,
     /// The coordinator config: floating-IP pools and floating IPs (docs/coordinator.md).
     #[arg(long, env = "HEARTH_CONFIG")]
     pub config: Option<PathBuf>,

@@ -12,6 +12,7 @@ pub mod hash;
 pub mod labels;
 pub mod leadership;
 pub mod linstor_placer;
+pub mod node_auth;
 pub mod ovn_nat;
 pub mod placement;
 pub mod pools;

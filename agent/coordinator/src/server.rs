@@ -1,6 +1,8 @@
-//! The agent API over gRPC: one `Session` stream per node. Under mTLS the node name in the
-//! Hello must be one of the client certificate's names (DNS subjectAltNames or the subject
-//! CN); plaintext is served only on a loopback address (`hearth dev`, tests).
+//! The agent API over gRPC: one `Session` stream per node. The node name in the Hello must
+//! be the node the client proves: with [`NodeAuth::Token`], the node the API server says its
+//! projected ServiceAccount token is bound to (see [`crate::node_auth`]); under mTLS, one of
+//! the client certificate's names (DNS subjectAltNames or the subject CN). Plaintext is
+//! served only on a loopback address (`hearth dev`, tests). Refusals are counted by reason.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,6 +18,7 @@ use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::engine::Engine;
+use super::node_auth::{self, Refusal, Refusals, TokenAuth};
 
 /// How many messages may wait for a slow node before assignments are retried.
 const OUTBOX: usize = 256;
@@ -23,8 +26,8 @@ const OUTBOX: usize = 256;
 /// The coordinator's TLS files.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
-    /// CA that signs node certificates.
-    pub ca_file: PathBuf,
+    /// CA that signs node certificates (mTLS; unused with token authentication).
+    pub ca_file: Option<PathBuf>,
     /// The coordinator's certificate.
     pub cert_file: PathBuf,
     /// The coordinator's key.
@@ -42,16 +45,48 @@ pub enum ServerError {
     Serve(String),
 }
 
+/// How nodes prove who they are.
+#[derive(Debug, Clone, Default)]
+pub enum NodeAuth {
+    /// By client certificate under mTLS; by nothing on plaintext loopback.
+    #[default]
+    Certificates,
+    /// By a projected ServiceAccount token (`authorization: Bearer`), reviewed by the API
+    /// server; the channel is TLS with the coordinator's certificate only.
+    Token(Arc<TokenAuth>),
+}
+
 /// The gRPC service.
 #[derive(Debug, Clone)]
 pub struct AgentApi {
     engine: Arc<Engine>,
+    auth: NodeAuth,
+    refusals: Arc<Refusals>,
 }
 
 impl AgentApi {
-    /// The service over `engine`.
+    /// The service over `engine`, nodes proven by certificate (or loopback).
     pub fn new(engine: Arc<Engine>) -> Self {
-        Self { engine }
+        Self::with_auth(engine, NodeAuth::Certificates, Arc::default())
+    }
+
+    /// The service over `engine`, nodes proven by `auth`, refusals counted in `refusals`.
+    pub fn with_auth(engine: Arc<Engine>, auth: NodeAuth, refusals: Arc<Refusals>) -> Self {
+        Self {
+            engine,
+            auth,
+            refusals,
+        }
+    }
+}
+
+fn refused(r: &Refusal) -> Status {
+    match r {
+        Refusal::NodeMismatch { .. } | Refusal::Certificate(_) => {
+            Status::permission_denied(r.to_string())
+        }
+        Refusal::Review(_) => Status::unavailable(r.to_string()),
+        _ => Status::unauthenticated(r.to_string()),
     }
 }
 
@@ -98,6 +133,28 @@ impl Coordinator for AgentApi {
         request: Request<Streaming<NodeMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
         let certs = request.peer_certs();
+        let peer = request.remote_addr();
+        // With token authentication the token is reviewed before anything else is read.
+        let proven = match &self.auth {
+            NodeAuth::Token(auth) => {
+                let header = request
+                    .metadata()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok());
+                let result = match node_auth::bearer(header) {
+                    Ok(token) => auth.node_of(token).await,
+                    Err(r) => Err(r),
+                };
+                match result {
+                    Ok(node) => Some(node),
+                    Err(r) => {
+                        self.refusals.record(&r, peer);
+                        return Err(refused(&r));
+                    }
+                }
+            }
+            NodeAuth::Certificates => None,
+        };
         let mut inbound = request.into_inner();
         let hello = match inbound.message().await? {
             Some(NodeMessage {
@@ -111,16 +168,23 @@ impl Coordinator for AgentApi {
                 hello.node_name
             )));
         }
-        if let Some(certs) = certs {
-            let ok = certs
-                .first()
-                .is_some_and(|c| cert_names_node(c.as_ref(), &hello.node_name));
-            if !ok {
-                return Err(Status::permission_denied(format!(
-                    "the client certificate does not name node {:?}",
-                    hello.node_name
-                )));
+        let check = match (&proven, certs) {
+            (Some(node), _) => node_auth::matches(node, &hello.node_name),
+            (None, Some(certs)) => {
+                if certs
+                    .first()
+                    .is_some_and(|c| cert_names_node(c.as_ref(), &hello.node_name))
+                {
+                    Ok(())
+                } else {
+                    Err(Refusal::Certificate(hello.node_name.clone()))
+                }
             }
+            (None, None) => Ok(()),
+        };
+        if let Err(r) = check {
+            self.refusals.record(&r, peer);
+            return Err(refused(&r));
         }
         let (tx, rx) = mpsc::channel(OUTBOX);
         let session = self.engine.hello(&hello, tx)?;
@@ -170,7 +234,7 @@ pub async fn bind(listen: SocketAddr, tls: bool) -> Result<tokio::net::TcpListen
 
 /// Serves the agent API on `listener` until the process ends.
 pub async fn serve(
-    engine: Arc<Engine>,
+    api: AgentApi,
     listener: tokio::net::TcpListener,
     tls: Option<TlsFiles>,
 ) -> Result<(), ServerError> {
@@ -182,9 +246,20 @@ pub async fn serve(
         let read = |p: &PathBuf| {
             std::fs::read(p).map_err(|e| ServerError::Config(format!("{}: {e}", p.display())))
         };
-        let config = ServerTlsConfig::new()
-            .identity(Identity::from_pem(read(&t.cert_file)?, read(&t.key_file)?))
-            .client_ca_root(Certificate::from_pem(read(&t.ca_file)?));
+        let mut config = ServerTlsConfig::new()
+            .identity(Identity::from_pem(read(&t.cert_file)?, read(&t.key_file)?));
+        match (&api.auth, &t.ca_file) {
+            (NodeAuth::Certificates, Some(ca)) => {
+                config = config.client_ca_root(Certificate::from_pem(read(ca)?));
+            }
+            (NodeAuth::Certificates, None) => {
+                return Err(ServerError::Config(
+                    "--node-auth mtls needs --tls-ca-file (the CA of node certificates)".into(),
+                ))
+            }
+            // Nodes prove themselves by token; they need only the CA of this certificate.
+            (NodeAuth::Token(_), _) => {}
+        }
         builder = builder
             .tls_config(config)
             .map_err(|e| ServerError::Config(format!("TLS: {e}")))?;
@@ -192,9 +267,10 @@ pub async fn serve(
     let addr = listener
         .local_addr()
         .map_err(|e| ServerError::Serve(e.to_string()))?;
-    tracing::info!(listen = %addr, tls = tls.is_some(), "agent API listening");
+    let token = matches!(api.auth, NodeAuth::Token(_));
+    tracing::info!(listen = %addr, tls = tls.is_some(), token, "agent API listening");
     builder
-        .add_service(CoordinatorServer::new(AgentApi::new(engine)))
+        .add_service(CoordinatorServer::new(api))
         .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
         .await
         .map_err(|e| ServerError::Serve(e.to_string()))

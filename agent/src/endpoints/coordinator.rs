@@ -54,6 +54,8 @@ pub struct CoordinatorStatus {
     /// OVN NAT floating IPs and the gateway chassis (with an `ovn:` config section).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ovn: Option<OvnNatStatus>,
+    /// Node sessions refused since start, by reason (docs/design/node-identity.md).
+    pub session_refusals: std::collections::BTreeMap<String, u64>,
 }
 
 /// The coordinator's status routes.
@@ -66,6 +68,8 @@ pub struct CoordinatorRoutes {
     pub socket: PathBuf,
     /// The OVN NAT loop's status, when it runs.
     pub ovn: Option<SharedStatus>,
+    /// Refused node sessions.
+    pub refusals: Arc<hearth_coordinator::node_auth::Refusals>,
 }
 
 impl std::fmt::Debug for CoordinatorRoutes {
@@ -103,6 +107,7 @@ impl CoordinatorRoutes {
                 .ovn
                 .as_ref()
                 .and_then(|o| o.lock().ok().map(|s| s.clone())),
+            session_refusals: self.refusals.counts(),
         }
     }
 }
@@ -240,6 +245,18 @@ fn metrics(s: &CoordinatorStatus) -> String {
             errors,
         );
     }
+    let refusals = Family::<Vec<(String, String)>, Counter<u64, AtomicU64>>::default();
+    for (reason, n) in &s.session_refusals {
+        refusals
+            .get_or_create(&vec![("reason".into(), reason.clone())])
+            .inc_by(*n);
+    }
+    registry.register(
+        "hearth_coordinator_session_refusals",
+        "Node sessions refused, by reason (no_token, not_authenticated, audience, \
+         service_account, unbound, node_mismatch, certificate, review_failed).",
+        refusals,
+    );
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &registry);
@@ -316,11 +333,18 @@ mod tests {
             volumes_error: None,
             collected_at_unix: 0,
             ovn: None,
+            session_refusals: [("node_mismatch".to_owned(), 2)].into_iter().collect(),
         };
         let om = metrics(&s);
         assert!(om.ends_with("# EOF\n"));
         let text = classic(&om);
         assert!(text.contains("# TYPE hearth_coordinator_failovers_total counter\nhearth_coordinator_failovers_total 3\n"), "{text}");
+        assert!(
+            text.contains(
+                "hearth_coordinator_session_refusals_total{reason=\"node_mismatch\"} 2\n"
+            ),
+            "{text}"
+        );
         if let Some(findings) = promtool_findings(&text) {
             assert_eq!(findings, "", "{text}");
         }

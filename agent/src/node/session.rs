@@ -47,15 +47,14 @@ pub enum SessionError {
     Protocol(String),
 }
 
-/// TLS files for mTLS to the coordinator.
+/// TLS files for the channel to the coordinator.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
     /// CA that signed the coordinator's certificate.
     pub ca_file: PathBuf,
-    /// This node's certificate (its name must be the node name).
-    pub cert_file: PathBuf,
-    /// This node's key.
-    pub key_file: PathBuf,
+    /// This node's certificate and key (mTLS: the certificate must name the node); none when
+    /// the node proves itself by token.
+    pub identity: Option<(PathBuf, PathBuf)>,
 }
 
 /// How to reach the coordinator and who this node is.
@@ -67,8 +66,10 @@ pub struct SessionConfig {
     pub node_name: String,
     /// Topology and node labels.
     pub labels: BTreeMap<String, String>,
-    /// mTLS files; required for `https://`.
+    /// TLS files; required for `https://`.
     pub tls: Option<TlsFiles>,
+    /// The projected ServiceAccount token, re-read for each session (kubelet rotates it).
+    pub token_file: Option<PathBuf>,
     /// This node's own volume backend, for the coordinator's volume calls (loopfile).
     pub volumes: Option<Arc<dyn hearth_csi::backend::VolumeBackend>>,
 }
@@ -161,14 +162,18 @@ pub fn endpoint(url: &str, tls: Option<&TlsFiles>) -> Result<Endpoint, SessionEr
             let read = |p: &PathBuf| {
                 std::fs::read(p).map_err(|e| SessionError::Config(format!("{}: {e}", p.display())))
             };
-            let config = ClientTlsConfig::new()
-                .ca_certificate(Certificate::from_pem(read(&t.ca_file)?))
-                .identity(Identity::from_pem(read(&t.cert_file)?, read(&t.key_file)?));
+            let mut config =
+                ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(&t.ca_file)?));
+            if let Some((cert, key)) = &t.identity {
+                config = config.identity(Identity::from_pem(read(cert)?, read(key)?));
+            }
             ep.tls_config(config)
                 .map_err(|e| SessionError::Config(format!("TLS: {e}")))
         }
         (Some("https"), None) => Err(SessionError::Config(
-            "--coordinator https:// needs --tls-ca-file, --tls-cert-file and --tls-key-file".into(),
+            "--coordinator https:// needs --tls-ca-file (and --node-token-file, or \
+             --tls-cert-file and --tls-key-file)"
+                .into(),
         )),
         (Some("http"), _) if loopback => Ok(ep),
         (Some("http"), _) => Err(SessionError::Config(format!(
@@ -178,6 +183,20 @@ pub fn endpoint(url: &str, tls: Option<&TlsFiles>) -> Result<Endpoint, SessionEr
             "--coordinator {url}: the scheme must be http or https"
         ))),
     }
+}
+
+/// `Bearer TOKEN` from the token file, read now (kubelet replaces it before it expires).
+fn bearer_header(
+    path: &std::path::Path,
+) -> Result<tonic::metadata::MetadataValue<tonic::metadata::Ascii>, SessionError> {
+    let token = std::fs::read_to_string(path)
+        .map_err(|e| SessionError::Config(format!("--node-token-file {}: {e}", path.display())))?;
+    format!("Bearer {}", token.trim()).parse().map_err(|_| {
+        SessionError::Config(format!(
+            "--node-token-file {}: not a token (non-ASCII)",
+            path.display()
+        ))
+    })
 }
 
 fn unix_now() -> u64 {
@@ -279,8 +298,14 @@ async fn session(
     })
     .await
     .map_err(|_| SessionError::Transport("session closed".into()))?;
+    let mut request = tonic::Request::new(ReceiverStream::new(rx));
+    if let Some(path) = &config.token_file {
+        request
+            .metadata_mut()
+            .insert("authorization", bearer_header(path)?);
+    }
     let mut inbound = client
-        .session(ReceiverStream::new(rx))
+        .session(request)
         .await
         .map_err(|s| SessionError::Protocol(s.message().to_owned()))?
         .into_inner();

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::cli::{LeaseArgs, TlsArgs};
+use crate::cli::{LeaseArgs, NodeAuthArgs, NodeAuthMode, TlsArgs};
 use crate::error::UsageError;
 use hearth_coordinator::engine::{Engine, Timing};
-use hearth_coordinator::server::{self, TlsFiles};
+use hearth_coordinator::node_auth::{KubeTokenReviewer, Policy, Refusals, TokenAuth};
+use hearth_coordinator::server::{self, AgentApi, NodeAuth, TlsFiles};
 use hearth_coordinator::store::sqlite::SqliteStore;
 use hearth_coordinator::store::Store;
 
@@ -112,31 +113,75 @@ pub fn start_ovn_nat(
     status
 }
 
-/// Starts the engine and, with `listen`, the agent API. Returns the engine.
+/// How nodes are authenticated, from the flags: by certificate, or by TokenReview through
+/// the in-cluster kube client (tokens of `--node-service-account` in `namespace`).
+pub async fn node_auth(args: &NodeAuthArgs, namespace: &str) -> anyhow::Result<NodeAuth> {
+    Ok(match args.node_auth {
+        NodeAuthMode::Mtls => NodeAuth::Certificates,
+        NodeAuthMode::Tokenreview => {
+            let reviewer = KubeTokenReviewer::connect()
+                .await
+                .context("--node-auth tokenreview needs the Kubernetes API")?;
+            NodeAuth::Token(Arc::new(TokenAuth::new(
+                Arc::new(reviewer),
+                Policy {
+                    audience: args.node_token_audience.clone(),
+                    namespace: namespace.to_owned(),
+                    service_account: args.node_service_account.clone(),
+                },
+            )))
+        }
+    })
+}
+
+/// The running coordinator: its engine, the bound agent API address, the refusal counts.
+pub type Started = (Arc<Engine>, Option<std::net::SocketAddr>, Arc<Refusals>);
+
+/// Starts the engine and, with `listen`, the agent API (nodes proven by `auth`, by default
+/// certificates).
 pub async fn start(
     store: Arc<dyn Store>,
     timing: Timing,
     id: &str,
     listen: Option<std::net::SocketAddr>,
     tls: &TlsArgs,
-) -> anyhow::Result<(Arc<Engine>, Option<std::net::SocketAddr>)> {
-    let tls = tls.files()?.map(|(ca_file, cert_file, key_file)| TlsFiles {
-        ca_file,
-        cert_file,
-        key_file,
-    });
+    auth: Option<NodeAuth>,
+) -> anyhow::Result<Started> {
+    let auth = auth.unwrap_or_default();
+    let tls = match (&auth, tls.parts()?) {
+        (_, (None, None)) => None,
+        (NodeAuth::Token(_), (ca_file, Some((cert_file, key_file)))) => Some(TlsFiles {
+            ca_file,
+            cert_file,
+            key_file,
+        }),
+        (NodeAuth::Certificates, _) => {
+            tls.files()?.map(|(ca_file, cert_file, key_file)| TlsFiles {
+                ca_file: Some(ca_file),
+                cert_file,
+                key_file,
+            })
+        }
+        (NodeAuth::Token(_), (Some(_), None)) => {
+            return Err(UsageError(
+                "--node-auth tokenreview over TLS needs --tls-cert-file and --tls-key-file".into(),
+            )
+            .into())
+        }
+    };
+    let refusals = Arc::new(Refusals::default());
     let engine = Engine::new(store, timing, id);
     tokio::spawn(Arc::clone(&engine).run());
     let mut bound = None;
     if let Some(addr) = listen {
         let listener = server::bind(addr, tls.is_some()).await?;
         bound = Some(listener.local_addr()?);
-        let e = Arc::clone(&engine);
+        let api = AgentApi::with_auth(Arc::clone(&engine), auth, Arc::clone(&refusals));
         tokio::spawn(async move {
-            if let Err(err) = server::serve(e, listener, tls).await {
+            if let Err(err) = server::serve(api, listener, tls).await {
                 tracing::error!("{err}");
             }
         });
     }
-    Ok((engine, bound))
+    Ok((engine, bound, refusals))
 }

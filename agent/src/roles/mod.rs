@@ -184,14 +184,16 @@ async fn embedded_coordinator(
         tls_key_file: None,
     };
     let timing = hearth_coordinator::engine::Timing::default();
-    let (_engine, bound) =
-        crate::roles::coordinator::start(store, timing, node_id, Some(loopback), &no_tls).await?;
+    let (_engine, bound, _refusals) =
+        crate::roles::coordinator::start(store, timing, node_id, Some(loopback), &no_tls, None)
+            .await?;
     let addr = bound.context("the embedded agent API did not bind")?;
     let session = crate::roles::node::start(
         &format!("http://{addr}"),
         node_id,
         std::collections::BTreeMap::new(),
         &no_tls,
+        None,
         reports,
         None,
     )?;
@@ -377,6 +379,7 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
             &args.node_name,
             labels,
             &args.tls,
+            args.node_token_file.as_deref(),
             Arc::clone(&reports) as Arc<dyn crate::node::session::ReportSource>,
             local_volumes,
         )?;
@@ -448,10 +451,17 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         ovn = crate::roles::coordinator::apply_config(&*store, config).await?;
     }
     let id = args.id.clone().unwrap_or_else(hostname);
+    let auth = crate::roles::coordinator::node_auth(&args.node_auth, &args.namespace).await?;
     // The agent API logs the address it bound (`agent API listening`), port 0 resolved.
-    let (engine, _bound) =
-        crate::roles::coordinator::start(Arc::clone(&store), timing, &id, args.listen, &args.tls)
-            .await?;
+    let (engine, _bound, refusals) = crate::roles::coordinator::start(
+        Arc::clone(&store),
+        timing,
+        &id,
+        args.listen,
+        &args.tls,
+        Some(auth),
+    )
+    .await?;
     let ovn = ovn.map(|c| crate::roles::coordinator::start_ovn_nat(c, Arc::clone(&store), &engine));
     let node_id = args.node_name.clone().unwrap_or_else(hostname);
     let listener = serve::bind(&socket).await?;
@@ -461,6 +471,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             store: Arc::clone(&store),
             socket: socket.clone(),
             ovn,
+            refusals: Arc::clone(&refusals),
         };
         crate::endpoints::spawn(addr, routes).await?;
     }

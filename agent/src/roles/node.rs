@@ -93,20 +93,33 @@ pub fn start(
     node_name: &str,
     labels: BTreeMap<String, String>,
     tls: &TlsArgs,
+    token_file: Option<&std::path::Path>,
     source: Arc<dyn ReportSource>,
     volumes: Option<Arc<dyn hearth_csi::backend::VolumeBackend>>,
 ) -> anyhow::Result<SessionHandles> {
-    let tls = tls.files()?.map(|(ca_file, cert_file, key_file)| TlsFiles {
-        ca_file,
-        cert_file,
-        key_file,
-    });
+    let tls = if token_file.is_some() {
+        // The token proves the node; the CA checks the coordinator. A client certificate
+        // may still be given (a coordinator in mtls mode), but is not needed.
+        match tls.parts()? {
+            (Some(ca_file), identity) => Some(TlsFiles { ca_file, identity }),
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(UsageError("--tls-cert-file needs --tls-ca-file".into()).into())
+            }
+        }
+    } else {
+        tls.files()?.map(|(ca_file, cert_file, key_file)| TlsFiles {
+            ca_file,
+            identity: Some((cert_file, key_file)),
+        })
+    };
     session::endpoint(url, tls.as_ref()).map_err(|e| UsageError(e.to_string()))?;
     let config = SessionConfig {
         url: url.to_owned(),
         node_name: node_name.to_owned(),
         labels,
         tls,
+        token_file: token_file.map(std::path::Path::to_path_buf),
         volumes,
     };
     let holder = Arc::new(LeaseHolder::default());
