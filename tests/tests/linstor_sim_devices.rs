@@ -131,6 +131,13 @@ async fn loop_devices_follow_the_volume_lifecycle() {
     )
     .await
     .unwrap();
+    // LINSTOR records the size first and the satellites grow the device later (the simulator
+    // lands it RESIZE_TIME after the request, on the next call): wait for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while size_bytes(&dev) != 96 << 20 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let _ = device_of(&c, "pvc-d").await;
+    }
     assert_eq!(size_bytes(&dev), 96 << 20, "LOOP_SET_CAPACITY after resize");
 
     c.create_snapshot("pvc-d", "s1", &[]).await.unwrap();

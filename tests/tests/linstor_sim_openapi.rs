@@ -206,6 +206,7 @@ async fn every_answer_validates_against_the_openapi_schemas() {
     let sim = linstor_common::simulator(false, true);
     let client = linstor_common::client(&sim).await;
     linstor_common::every_method(&client).await.unwrap();
+    toggle_disk_routes(&client, sim.addr()).await;
 
     let walker = Walker { spec: &spec };
     let recorded = sim.recorded();
@@ -293,4 +294,49 @@ fn the_walker_rejects_wrong_shapes() {
         &mut e,
     );
     assert!(!e.is_empty(), "enum checked");
+}
+
+/// The toggle-disk routes, which Hearth's client never calls (an admin's `linstor resource
+/// toggle-disk`, LINSTOR's auto-diskful task): called here over plain HTTP so their answers
+/// are checked against the schema too.
+async fn toggle_disk_routes(c: &hearth_csi::linstor::client::LinstorClient, addr: std::net::SocketAddr) {
+    use hearth_csi::linstor::client::{
+        AutoPlaceRequest, MakeAvailable, ResourceDefinitionCreate, VolumeDefinitionCreate,
+    };
+    c.create_resource_definition(&ResourceDefinitionCreate::new("tg", None))
+        .await
+        .unwrap();
+    c.create_volume_definition("tg", &VolumeDefinitionCreate::new(0, 64 << 10))
+        .await
+        .unwrap();
+    c.autoplace("tg", &AutoPlaceRequest::default()).await.unwrap();
+    for n in ["node-a", "node-b", "node-c"] {
+        c.make_available("tg", n, &MakeAvailable::default())
+            .await
+            .unwrap();
+    }
+    let base = "/v1/resource-definitions/tg/resources/node-a/toggle-disk";
+    for (path, body) in [
+        (format!("{base}/diskless"), ""),
+        (format!("{base}/diskful"), ""),
+        (format!("{base}/diskless"), ""),
+        (format!("{base}/diskful/data"), ""),
+        (base.to_owned(), r#"{"operation":"INTO_DRBD_DISKLESS"}"#),
+    ] {
+        put(addr, &path, body).await;
+    }
+}
+
+/// One HTTP/1.1 PUT; the simulator records the answer.
+async fn put(addr: std::net::SocketAddr, path: &str, body: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "PUT {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).await.unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 "), "{}", String::from_utf8_lossy(&answer));
 }
