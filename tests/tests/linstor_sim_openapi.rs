@@ -299,7 +299,10 @@ fn the_walker_rejects_wrong_shapes() {
 /// The toggle-disk routes, which Hearth's client never calls (an admin's `linstor resource
 /// toggle-disk`, LINSTOR's auto-diskful task): called here over plain HTTP so their answers
 /// are checked against the schema too.
-async fn toggle_disk_routes(c: &hearth_csi::linstor::client::LinstorClient, addr: std::net::SocketAddr) {
+async fn toggle_disk_routes(
+    c: &hearth_csi::linstor::client::LinstorClient,
+    addr: std::net::SocketAddr,
+) {
     use hearth_csi::linstor::client::{
         AutoPlaceRequest, MakeAvailable, ResourceDefinitionCreate, VolumeDefinitionCreate,
     };
@@ -309,7 +312,9 @@ async fn toggle_disk_routes(c: &hearth_csi::linstor::client::LinstorClient, addr
     c.create_volume_definition("tg", &VolumeDefinitionCreate::new(0, 64 << 10))
         .await
         .unwrap();
-    c.autoplace("tg", &AutoPlaceRequest::default()).await.unwrap();
+    c.autoplace("tg", &AutoPlaceRequest::default())
+        .await
+        .unwrap();
     for n in ["node-a", "node-b", "node-c"] {
         c.make_available("tg", n, &MakeAvailable::default())
             .await
@@ -338,5 +343,9 @@ async fn put(addr: std::net::SocketAddr, path: &str, body: &str) {
     s.write_all(req.as_bytes()).await.unwrap();
     let mut answer = Vec::new();
     s.read_to_end(&mut answer).await.unwrap();
-    assert!(answer.starts_with(b"HTTP/1.1 "), "{}", String::from_utf8_lossy(&answer));
+    assert!(
+        answer.starts_with(b"HTTP/1.1 "),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
 }
