@@ -8,6 +8,7 @@
 //! tests/cluster/run -- cargo test -p hearth-tests --test cluster -- --ignored --test-threads=1
 //! ```
 
+#![allow(clippy::tests_outside_test_module)] // an integration-test file is a test-only crate
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -116,7 +117,7 @@ fn storage_class(name: &str, fs: &str) {
 fn pvc(ns: &str, name: &str, class: &str, size: &str, block: bool, source: Option<(&str, &str)>) {
     let mode = if block { "Block" } else { "Filesystem" };
     let source = match source {
-        Some((kind, from)) if kind == "VolumeSnapshot" => format!(
+        Some(("VolumeSnapshot", from)) => format!(
             "\n  dataSource: {{apiGroup: snapshot.storage.k8s.io, kind: VolumeSnapshot, name: {from}}}"
         ),
         Some((kind, from)) => format!("\n  dataSource: {{kind: {kind}, name: {from}}}"),
