@@ -95,6 +95,9 @@ impl Engine {
     pub async fn run(self: Arc<Self>) {
         tokio::spawn(Arc::clone(&self).renew());
         let mut last_reload = Instant::now() - Duration::from_secs(3600);
+        // The count is the cluster's, not this process's: a standby and a coordinator that has
+        // not yet taken the lead after a restart report what the store holds.
+        self.load_failovers().await;
         loop {
             self.beat(false);
             let now = Instant::now();
@@ -118,6 +121,9 @@ impl Engine {
                     }
                 }
                 due = self.tick().await;
+            } else if last_reload.elapsed() >= Duration::from_secs(2) {
+                last_reload = Instant::now();
+                self.load_failovers().await;
             }
             let cap = Instant::now() + Duration::from_secs(1);
             let until = due.map_or(cap, |d| d.min(cap));
