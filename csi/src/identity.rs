@@ -14,6 +14,13 @@ use tonic::{Request, Response, Status};
 pub trait Readiness: Send + Sync + 'static {
     /// Ok when ready, else a reason.
     fn ready(&self) -> Result<(), String>;
+
+    /// Why the plugin is healthy but does not serve yet (a standby coordinator), if so. The
+    /// CSI Probe then answers `ready: false`, which the sidecars wait out (csi-lib-utils'
+    /// `ProbeForever`), where an error would make them exit.
+    fn waiting(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Always ready.
@@ -93,9 +100,55 @@ impl Identity for IdentityService {
         &self,
         _request: Request<ProbeRequest>,
     ) -> Result<Response<ProbeResponse>, Status> {
-        match self.readiness.ready() {
-            Ok(()) => Ok(Response::new(ProbeResponse { ready: Some(true) })),
-            Err(reason) => Err(Status::failed_precondition(format!("not ready: {reason}"))),
+        if let Err(reason) = self.readiness.ready() {
+            return Err(Status::failed_precondition(format!("not ready: {reason}")));
         }
+        if let Some(reason) = self.readiness.waiting() {
+            tracing::debug!("CSI Probe: not ready yet: {reason}");
+            return Ok(Response::new(ProbeResponse { ready: Some(false) }));
+        }
+        Ok(Response::new(ProbeResponse { ready: Some(true) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed {
+        ready: Result<(), String>,
+        waiting: Option<String>,
+    }
+
+    impl Readiness for Fixed {
+        fn ready(&self) -> Result<(), String> {
+            self.ready.clone()
+        }
+        fn waiting(&self) -> Option<String> {
+            self.waiting.clone()
+        }
+    }
+
+    async fn probe(ready: Result<(), String>, waiting: Option<&str>) -> Result<bool, Status> {
+        let readiness = Arc::new(Fixed {
+            ready,
+            waiting: waiting.map(str::to_owned),
+        });
+        let identity = IdentityService::new(true, true, readiness);
+        let reply = identity.probe(Request::new(ProbeRequest {})).await?;
+        Ok(reply.into_inner().ready.unwrap_or(false))
+    }
+
+    #[tokio::test]
+    async fn probe_is_ready_not_yet_or_failed() {
+        assert!(probe(Ok(()), None).await.unwrap());
+        // A standby is healthy but does not serve: `ready: false`, which sidecars wait out.
+        assert!(!probe(Ok(()), Some("standby")).await.unwrap());
+        // A broken plugin is an error (FAILED_PRECONDITION), whether or not it also waits.
+        let err = probe(Err("disk gone".into()), Some("standby"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+        assert!(err.message().contains("disk gone"), "{}", err.message());
     }
 }

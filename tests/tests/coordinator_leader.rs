@@ -158,3 +158,64 @@ fn two_replicas_never_both_lead() {
         "coord-a leads again after it resumed"
     );
 }
+
+/// `hearth csi --endpoint <coordinator's socket> ARGS…`: (exit status, stdout + stderr).
+fn csi(dir: &std::path::Path, name: &str, args: &[&str]) -> (i32, String) {
+    let out = Command::new(hearth_tests::hearth_bin())
+        .arg("csi")
+        .arg("--endpoint")
+        .arg(dir.join(name).join("csi.sock"))
+        .args(args)
+        .output()
+        .expect("run hearth csi");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// The CSI sidecars sit beside whichever replica Kubernetes put them with: a standby's Probe
+/// says `ready: false` (csi-lib-utils waits that out instead of exiting) and its controller
+/// answers UNAVAILABLE; when the leader dies, the standby's socket serves.
+#[test]
+fn only_the_leader_serves_the_csi_controller() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = start(dir.path(), "coord-a");
+    assert_eq!(
+        FailoverLab::wait_for(Duration::from_secs(10), || leader(&a).filter(|l| *l)),
+        Some(true),
+        "coord-a leads"
+    );
+    let b = start(dir.path(), "coord-b");
+    assert_eq!(
+        FailoverLab::wait_for(Duration::from_secs(10), || leader(&b)),
+        Some(false),
+        "coord-b waits"
+    );
+    let (code, out) = csi(dir.path(), "coord-a", &["info"]);
+    assert!(code == 0 && out.contains("ready: true"), "leader: {out}");
+    let (code, out) = csi(dir.path(), "coord-a", &["list"]);
+    assert_eq!(code, 0, "the leader lists volumes: {out}");
+    let (code, out) = csi(dir.path(), "coord-b", &["info"]);
+    assert!(code == 0 && out.contains("ready: false"), "standby: {out}");
+    let (code, out) = csi(dir.path(), "coord-b", &["list"]);
+    assert!(
+        code != 0 && out.contains("Unavailable") && out.contains("standby"),
+        "the standby refuses controller calls: {out}"
+    );
+    drop(a);
+    assert_eq!(
+        FailoverLab::wait_for(Duration::from_secs(10), || leader(&b).filter(|l| *l)),
+        Some(true),
+        "coord-b took over"
+    );
+    let served = FailoverLab::wait_for(Duration::from_secs(5), || {
+        let (code, out) = csi(dir.path(), "coord-b", &["info"]);
+        (code == 0 && out.contains("ready: true")).then_some(())
+    });
+    assert!(served.is_some(), "the new leader's Probe is ready");
+    let (code, out) = csi(dir.path(), "coord-b", &["list"]);
+    assert_eq!(code, 0, "the new leader lists volumes: {out}");
+}

@@ -185,3 +185,92 @@ pub async fn start(
     }
     Ok((engine, bound, refusals))
 }
+
+/// The coordinator's CSI readiness: the local checks, and "waiting" while another coordinator
+/// leads (the CSI Probe answers `ready: false`, which the sidecars wait out).
+pub struct LeaderReadiness {
+    /// The socket and state directory checks.
+    pub local: crate::endpoints::LocalReadiness,
+    /// Whose leadership is asked.
+    pub engine: Arc<Engine>,
+}
+
+impl hearth_csi::identity::Readiness for LeaderReadiness {
+    fn ready(&self) -> Result<(), String> {
+        self.local.ready()
+    }
+
+    fn waiting(&self) -> Option<String> {
+        standby_reason(self.engine.leading())
+    }
+}
+
+fn standby_reason(leading: bool) -> Option<String> {
+    (!leading).then(|| "this coordinator is a standby; the leader serves the CSI controller".into())
+}
+
+/// A gRPC interceptor that lets calls through only while `engine` leads; a standby answers
+/// UNAVAILABLE (retry), never from state it does not own.
+pub fn leader_only(
+    engine: Arc<Engine>,
+) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
+    move |request| match standby_reason(engine.leading()) {
+        None => Ok(request),
+        Some(reason) => Err(tonic::Status::unavailable(reason)),
+    }
+}
+
+/// How often [`stepped_down`] looks at the leadership.
+const STEP_DOWN_POLL: Duration = Duration::from_millis(200);
+
+/// Resolves when the term this coordinator served in is over: it stopped leading, or leads
+/// again in a newer term (another coordinator may have led in between). A gap shorter than a
+/// poll within one term is no loss: nobody else led, so the sidecars beside it stay.
+pub async fn stepped_down(engine: Arc<Engine>) {
+    let mut served = engine.term();
+    loop {
+        tokio::time::sleep(STEP_DOWN_POLL).await;
+        match term_over(served, engine.term()) {
+            Some(next) => served = next,
+            None => {
+                tracing::warn!(
+                    "no longer leading: closing the CSI connections of the sidecars beside it"
+                );
+                return;
+            }
+        }
+    }
+}
+
+/// `None` when the term `served` is over given the term leading `now`; else the term to
+/// watch from now on.
+fn term_over(served: Option<u64>, now: Option<u64>) -> Option<Option<u64>> {
+    match served {
+        Some(term) if now != Some(term) => None,
+        Some(term) => Some(Some(term)),
+        None => Some(now),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_term_is_over_when_leadership_ends_or_moves_on() {
+        // A standby that starts leading watches its new term.
+        assert_eq!(term_over(None, None), Some(None));
+        assert_eq!(term_over(None, Some(3)), Some(Some(3)));
+        // Leading on in the same term.
+        assert_eq!(term_over(Some(3), Some(3)), Some(Some(3)));
+        // Stopped, or leading again in a newer term: cut.
+        assert_eq!(term_over(Some(3), None), None);
+        assert_eq!(term_over(Some(3), Some(4)), None);
+    }
+
+    #[test]
+    fn a_standby_says_why_it_waits() {
+        assert!(standby_reason(true).is_none());
+        assert!(standby_reason(false).is_some_and(|r| r.contains("standby")));
+    }
+}

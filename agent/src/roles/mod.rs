@@ -475,25 +475,32 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
         };
         crate::endpoints::spawn(addr, routes).await?;
     }
-    let readiness: Arc<dyn Readiness> = Arc::new(LocalReadiness {
-        socket: socket.clone(),
-        state_dir: state_dir.clone(),
+    let readiness: Arc<dyn Readiness> = Arc::new(crate::roles::coordinator::LeaderReadiness {
+        local: LocalReadiness {
+            socket: socket.clone(),
+            state_dir: state_dir.clone(),
+        },
+        engine: Arc::clone(&engine),
     });
     let identity = IdentityService::new(true, true, readiness);
-    let router = Server::builder().add_service(IdentityServer::new(identity));
-    let router = match args.backend {
+    let csi = CoordinatorCsi {
+        identity,
+        engine: Arc::clone(&engine),
+        listener,
+        socket,
+    };
+    match args.backend {
         // With the agent API, loopfile images live on the node agents; without it, here.
         Backend::Loopfile if args.listen.is_some() => {
-            let backend = hearth_coordinator::volumes::NodeLocalVolumes::new(store, engine);
-            router.add_service(ControllerServer::new(ControllerService::new(Arc::new(
-                backend,
-            ))))
+            csi.serve(hearth_coordinator::volumes::NodeLocalVolumes::new(
+                store,
+                Arc::clone(&engine),
+            ))
+            .await
         }
         Backend::Loopfile => {
-            let backend = loopfile_backend(&state_dir, &node_id).await?;
-            router.add_service(ControllerServer::new(ControllerService::new(Arc::new(
-                backend,
-            ))))
+            csi.serve(loopfile_backend(&state_dir, &node_id).await?)
+                .await
         }
         Backend::Linstor => {
             let client = linstor_client(&args.linstor).await?;
@@ -501,11 +508,40 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
                 client.clone(),
                 Arc::clone(&engine),
             );
-            let backend = LinstorBackend::new(client).with_placer(Arc::new(placer));
-            router.add_service(ControllerServer::new(ControllerService::new(Arc::new(
-                backend,
-            ))))
+            csi.serve(LinstorBackend::new(client).with_placer(Arc::new(placer)))
+                .await
         }
-    };
-    serve::serve(router, listener, &socket).await
+    }
+}
+
+/// The coordinator's CSI socket: Identity and Controller, the controller answering only while
+/// this coordinator leads. A standby's Probe says `ready: false`, so the sidecars beside it
+/// wait; when it stops leading, its CSI connections are cut (the sidecars restart and wait).
+struct CoordinatorCsi {
+    identity: IdentityService,
+    engine: Arc<hearth_coordinator::engine::Engine>,
+    listener: tokio::net::UnixListener,
+    socket: PathBuf,
+}
+
+impl CoordinatorCsi {
+    async fn serve<B: VolumeBackend>(self, backend: B) -> anyhow::Result<()> {
+        let controller = tonic::service::interceptor::InterceptedService::new(
+            ControllerServer::new(ControllerService::new(Arc::new(backend))),
+            crate::roles::coordinator::leader_only(Arc::clone(&self.engine)),
+        );
+        let identity = IdentityServer::new(self.identity);
+        let engine = self.engine;
+        serve::serve_with_cuts(
+            move || {
+                Server::builder()
+                    .add_service(identity.clone())
+                    .add_service(controller.clone())
+            },
+            self.listener,
+            &self.socket,
+            || crate::roles::coordinator::stepped_down(Arc::clone(&engine)),
+        )
+        .await
+    }
 }
