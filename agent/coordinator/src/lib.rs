@@ -9,6 +9,7 @@ pub mod config;
 pub mod decide;
 pub mod engine;
 pub mod hash;
+pub mod kube_client;
 pub mod labels;
 pub mod leadership;
 pub mod linstor_placer;

@@ -279,9 +279,9 @@ impl KubeTokenReviewer {
 
     /// From the in-cluster config or KUBECONFIG.
     pub async fn connect() -> Result<Self, AuthError> {
-        let client = kube::Client::try_default()
+        let client = crate::kube_client::connect()
             .await
-            .map_err(|e| AuthError::Api(format!("kubernetes client: {e}")))?;
+            .map_err(AuthError::Api)?;
         Ok(Self::new(client))
     }
 }

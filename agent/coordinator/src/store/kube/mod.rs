@@ -40,7 +40,7 @@ pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
 
 /// How long one apiserver request may take before it is given up (a dead connection that
 /// never answers must not hold the coordinator; the leader's own renewal deadline is shorter).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub const REQUEST_TIMEOUT: Duration = crate::kube_client::REQUEST_TIMEOUT;
 
 /// The Kubernetes store.
 #[derive(Clone)]
@@ -96,17 +96,12 @@ impl KubeStore {
 
     /// A store over the in-cluster or kubeconfig client.
     pub async fn connect(lease_namespace: &str, lease_name: &str) -> Result<Self, StoreError> {
-        let mut config = kube::Config::infer()
+        // Bounded requests and TCP keepalives (kube's defaults have neither): a request on a
+        // connection that died silently would otherwise wait for minutes. Each request here is
+        // short (no watches).
+        let client = crate::kube_client::connect()
             .await
-            .map_err(|e| StoreError::Backend(format!("kubernetes client config: {e}")))?;
-        // kube's defaults have no read timeout: a request on a connection that died silently
-        // would wait for minutes. Each request here is short (no watches).
-        config.connect_timeout = Some(Duration::from_secs(5));
-        config.read_timeout = Some(REQUEST_TIMEOUT);
-        config.write_timeout = Some(REQUEST_TIMEOUT);
-        config.reset_reader_on_write = true;
-        let client = Client::try_from(config)
-            .map_err(|e| StoreError::Backend(format!("kubernetes client: {e}")))?;
+            .map_err(StoreError::Backend)?;
         Ok(Self::new(client, lease_namespace, lease_name))
     }
 
