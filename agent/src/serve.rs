@@ -64,15 +64,13 @@ pub async fn shutdown_signal() {
 
 /// Serves `router` on `listener` until the shutdown signal, then removes the socket.
 pub async fn serve(router: Router, listener: UnixListener, socket: &Path) -> anyhow::Result<()> {
-    tracing::info!(socket = %socket.display(), "serving CSI");
-    let result = router
-        .serve_with_incoming_shutdown(
-            UnixListenerStream::new(listener).map_ok(FixAuthority::new),
-            shutdown_signal(),
-        )
-        .await;
-    let _ = std::fs::remove_file(socket);
-    result.context("serving CSI")
+    serve_with_cuts(
+        move || router.clone(),
+        listener,
+        socket,
+        std::future::pending,
+    )
+    .await
 }
 
 /// Serves the router `make` builds until the shutdown signal, like [`serve`]; each time `cut`

@@ -75,21 +75,28 @@ fn leader(c: &Coordinator) -> Option<bool> {
     v["leader"].as_bool()
 }
 
-#[test]
-fn a_standby_coordinator_takes_over_when_the_leader_dies() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let a = start(dir.path(), "coord-a");
+/// Starts `coord-a` and waits until it leads, then `coord-b` and waits until it says it is a
+/// standby.
+fn leader_then_standby(dir: &std::path::Path) -> (Coordinator, Coordinator) {
+    let a = start(dir, "coord-a");
     assert_eq!(
         FailoverLab::wait_for(Duration::from_secs(10), || leader(&a).filter(|l| *l)),
         Some(true),
         "coord-a leads"
     );
-    let b = start(dir.path(), "coord-b");
+    let b = start(dir, "coord-b");
     assert_eq!(
         FailoverLab::wait_for(Duration::from_secs(10), || leader(&b)),
         Some(false),
         "coord-b waits"
     );
+    (a, b)
+}
+
+#[test]
+fn a_standby_coordinator_takes_over_when_the_leader_dies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = leader_then_standby(dir.path());
     let (code, body) = get(b.status, "/readyz").expect("/readyz");
     assert_eq!((code, body.trim()), (200, "ready (standby)"));
     drop(a);
@@ -118,18 +125,7 @@ fn count_two_leaders(a: &Coordinator, b: &Coordinator, d: Duration) -> (usize, u
 #[test]
 fn two_replicas_never_both_lead() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let a = start(dir.path(), "coord-a");
-    assert_eq!(
-        FailoverLab::wait_for(Duration::from_secs(10), || leader(&a).filter(|l| *l)),
-        Some(true),
-        "coord-a leads"
-    );
-    let b = start(dir.path(), "coord-b");
-    assert_eq!(
-        FailoverLab::wait_for(Duration::from_secs(10), || leader(&b)),
-        Some(false),
-        "coord-b waits"
-    );
+    let (a, b) = leader_then_standby(dir.path());
     // Older releases locked `<db>-lead`: removing it let the standby lock a new one.
     let _ = std::fs::remove_file(dir.path().join("shared.db-lead"));
     let (samples, both) = count_two_leaders(&a, &b, Duration::from_secs(4));
@@ -182,18 +178,7 @@ fn csi(dir: &std::path::Path, name: &str, args: &[&str]) -> (i32, String) {
 #[test]
 fn only_the_leader_serves_the_csi_controller() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let a = start(dir.path(), "coord-a");
-    assert_eq!(
-        FailoverLab::wait_for(Duration::from_secs(10), || leader(&a).filter(|l| *l)),
-        Some(true),
-        "coord-a leads"
-    );
-    let b = start(dir.path(), "coord-b");
-    assert_eq!(
-        FailoverLab::wait_for(Duration::from_secs(10), || leader(&b)),
-        Some(false),
-        "coord-b waits"
-    );
+    let (a, b) = leader_then_standby(dir.path());
     let (code, out) = csi(dir.path(), "coord-a", &["info"]);
     assert!(code == 0 && out.contains("ready: true"), "leader: {out}");
     let (code, out) = csi(dir.path(), "coord-a", &["list"]);
