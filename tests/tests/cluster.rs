@@ -200,17 +200,24 @@ fn state_files() -> Vec<String> {
     out
 }
 
+/// The CSI volume ID of a PV (the loop image is named after it).
+fn handle_of(pv: &str) -> String {
+    k(&["get", "pv", pv, "-o", "jsonpath={.spec.csi.volumeHandle}"])
+}
+
 fn delete_claims_and_check_gone(ns: &str, claims: &[&str]) {
     let pvs: Vec<String> = claims.iter().map(|c| pv_of(ns, c)).collect();
+    let handles: Vec<String> = pvs.iter().map(|pv| handle_of(pv)).collect();
     for c in claims {
         k(&["-n", ns, "delete", "pvc", c, "--wait=true"]);
     }
-    for pv in &pvs {
+    for (pv, id) in pvs.iter().zip(&handles) {
+        assert!(!id.is_empty(), "PV {pv} has no volume handle");
         wait(120, &format!("PV {pv} deleted"), || {
             kubectl(&["get", "pv", pv]).is_err().then_some(())
         });
-        wait(60, &format!("no image of {pv} on the node"), || {
-            (!state_files().iter().any(|f| f.contains(pv.as_str()))).then_some(())
+        wait(60, &format!("no image of {pv} ({id}) on the node"), || {
+            (!state_files().iter().any(|f| f.contains(id.as_str()))).then_some(())
         });
     }
 }
@@ -652,8 +659,8 @@ fn names(kind: &str, ns: Option<&str>) -> Vec<String> {
         .collect()
 }
 
-/// Runs last (libtest orders by name; tests/run passes `uninstall_` last too): it removes the
-/// chart. docs/install.md ("Uninstall without losing volumes") says what stays: the CRDs and
+/// Runs last (libtest orders by name; tests/run runs it after the volume tests, with one
+/// coordinator replica like them): it removes the chart. docs/install.md ("Uninstall without losing volumes") says what stays: the CRDs and
 /// their objects (HearthVolume, FloatingIP, FloatingIPPool), the PVs and PVCs, the loop images
 /// in the state directory, the Secrets the user made, and the leader-election Leases.
 #[test]
@@ -684,10 +691,11 @@ fn uninstall_leaves_only_what_the_docs_keep() {
         r#"{"spec":{"persistentVolumeReclaimPolicy":"Retain"}}"#,
     ]);
     let kubelet_dir = cluster_dir().join("kubelet");
+    let id = handle_of(&pv);
     let images_before = state_files();
     assert!(
-        images_before.iter().any(|f| f.contains(pv.as_str())),
-        "an image for {pv} in {images_before:?}"
+        images_before.iter().any(|f| f.contains(id.as_str())),
+        "an image for {pv} ({id}) in {images_before:?}"
     );
     let volumes_before = names("hearthvolumes.hearth.io", None);
     let leases_before = names("leases.coordination.k8s.io", Some(NS));
@@ -779,7 +787,7 @@ fn uninstall_leaves_only_what_the_docs_keep() {
     }
     assert_eq!(names("hearthvolumes.hearth.io", None), volumes_before);
     k(&["get", "pv", &pv]);
-    assert!(state_files().iter().any(|f| f.contains(pv.as_str())));
+    assert!(state_files().iter().any(|f| f.contains(id.as_str())));
     k(&["-n", NS, "get", "secret", "hearth-coordinator-tls"]);
     let leases: Vec<String> = names("leases.coordination.k8s.io", Some(NS));
     assert!(
