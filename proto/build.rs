@@ -16,10 +16,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &[
                 PathBuf::from("csi/v1/csi.proto"),
                 PathBuf::from("hearth/v1/coordinator.proto"),
+                PathBuf::from("kubelet/pluginregistration/v1/api.proto"),
             ],
             &[PathBuf::from("."), well_known],
         )?;
     println!("cargo:rerun-if-changed=csi/v1/csi.proto");
     println!("cargo:rerun-if-changed=hearth/v1/coordinator.proto");
+    println!("cargo:rerun-if-changed=kubelet/pluginregistration/v1/api.proto");
     Ok(())
 }

@@ -241,6 +241,15 @@ pub struct NodeArgs {
     /// Reported as max_volumes_per_node.
     #[arg(long, env = "HEARTH_MAX_VOLUMES", default_value_t = 256)]
     pub max_volumes: i64,
+    /// Register the CSI driver with kubelet natively: serve kubelet's plugin-registration API
+    /// on `DIR/csi.hearth.dev-reg.sock` (DIR is kubelet's `plugins_registry`, e.g.
+    /// `/var/lib/kubelet/plugins_registry`). Off when unset (node-driver-registrar's job).
+    #[arg(long, env = "HEARTH_KUBELET_REGISTRATION_DIR")]
+    pub kubelet_registration_dir: Option<PathBuf>,
+    /// The CSI socket's path as kubelet sees it, announced in the registration (default: the
+    /// `--csi-endpoint` path, right when the agent and kubelet share a mount namespace).
+    #[arg(long, env = "HEARTH_KUBELET_REGISTRATION_PATH")]
+    pub kubelet_registration_path: Option<PathBuf>,
 }
 
 /// Flags of `hearth coordinator`.

@@ -1,6 +1,6 @@
 //! Hearth's agent, the `hearth` binary's library: flags ([`cli`]), the wiring of the dev, node
 //! and coordinator roles ([`roles`], the one place that builds the pieces), the node's session
-//! client ([`node`]), its health snapshot ([`health`]) and the HTTP endpoints ([`endpoints`]),
+//! client ([`node`]), its kubelet plugin registration ([`registration`]), its health snapshot ([`health`]) and the HTTP endpoints ([`endpoints`]),
 //! the admin commands, and the exit codes ([`error`]). Storage logic lives in `hearth-csi`,
 //! networking in `hearth-net`, the coordinator and its store in `hearth-coordinator`.
 
@@ -15,6 +15,7 @@ pub mod health;
 pub mod logging;
 pub mod net_cmd;
 pub mod node;
+pub mod registration;
 pub mod roles;
 pub mod serve;
 pub mod status_cmd;

@@ -200,17 +200,24 @@ fn state_files() -> Vec<String> {
     out
 }
 
+/// The CSI volume ID of a PV (the loop image is named after it).
+fn handle_of(pv: &str) -> String {
+    k(&["get", "pv", pv, "-o", "jsonpath={.spec.csi.volumeHandle}"])
+}
+
 fn delete_claims_and_check_gone(ns: &str, claims: &[&str]) {
     let pvs: Vec<String> = claims.iter().map(|c| pv_of(ns, c)).collect();
+    let handles: Vec<String> = pvs.iter().map(|pv| handle_of(pv)).collect();
     for c in claims {
         k(&["-n", ns, "delete", "pvc", c, "--wait=true"]);
     }
-    for pv in &pvs {
+    for (pv, id) in pvs.iter().zip(&handles) {
+        assert!(!id.is_empty(), "PV {pv} has no volume handle");
         wait(120, &format!("PV {pv} deleted"), || {
             kubectl(&["get", "pv", pv]).is_err().then_some(())
         });
-        wait(60, &format!("no image of {pv} on the node"), || {
-            (!state_files().iter().any(|f| f.contains(pv.as_str()))).then_some(())
+        wait(60, &format!("no image of {pv} ({id}) on the node"), || {
+            (!state_files().iter().any(|f| f.contains(id.as_str()))).then_some(())
         });
     }
 }
@@ -530,4 +537,263 @@ fn rbac_allows_what_hearth_uses_and_nothing_else() {
             "hearth-node may {verb} {res}"
         );
     }
+}
+
+/// `GET path` on the node agent's status port (host network, `STATUS_PORT` of cluster.env).
+fn node_status(path: &str) -> Option<(u16, String)> {
+    use std::io::Read;
+    let env = std::fs::read_to_string(cluster_dir().join("cluster.env")).ok()?;
+    let value = |key: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_owned))
+    };
+    let addr = format!("{}:{}", value("NODE_IP")?, value("STATUS_PORT")?);
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+    Some((code, body))
+}
+
+/// The drivers in the node's CSINode, with their node IDs.
+fn csinode_drivers() -> Vec<(String, String)> {
+    json(&["get", "csinode", &node()])["spec"]["drivers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            (
+                d["name"].as_str().unwrap_or("").to_owned(),
+                d["nodeID"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs the test cluster: tests/cluster/run"]
+fn kubelet_registration_is_the_agents_own() {
+    // One container: the agent registered itself, no node-driver-registrar beside it.
+    let containers = k(&[
+        "-n",
+        NS,
+        "get",
+        "ds/hearth-node",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[*].name}",
+    ]);
+    assert_eq!(containers.trim(), "hearth");
+    // Kubelet found the socket, asked GetInfo, called NodeGetInfo on the CSI socket and wrote
+    // the result into the CSINode.
+    assert!(
+        csinode_drivers().contains(&("csi.hearth.dev".into(), node())),
+        "CSINode drivers: {:?}",
+        csinode_drivers()
+    );
+    let socket = cluster_dir().join("kubelet/plugins_registry/csi.hearth.dev-reg.sock");
+    assert!(socket.exists(), "{} missing", socket.display());
+    let (code, body) = node_status("/status").expect("the node's /status answers");
+    assert_eq!(code, 200, "{body}");
+    let status: Value = serde_json::from_str(&body).expect("/status is JSON");
+    let reg = &status["kubelet_registration"]["data"];
+    assert_eq!(reg["state"], "registered", "{reg}");
+    assert_eq!(reg["driver"], "csi.hearth.dev");
+    assert_eq!(
+        reg["endpoint"].as_str().unwrap_or(""),
+        cluster_dir()
+            .join("kubelet/plugins/csi.hearth.dev/csi.sock")
+            .display()
+            .to_string()
+    );
+    let (code, body) = node_status("/readyz").expect("/readyz answers");
+    assert_eq!(code, 200, "{body}");
+}
+
+/// Mounts below `dir` (the kubelet's staging and publish paths, the agent's state).
+fn mounts_under(dir: &std::path::Path) -> Vec<String> {
+    let prefix = format!("{}/", dir.display());
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        .filter(|m| m.starts_with(&prefix))
+        .collect()
+}
+
+/// Loop devices backed by files below the state directory.
+fn hearth_loop_devices() -> Vec<String> {
+    let out = Command::new("losetup")
+        .args(["-nO", "NAME,BACK-FILE"])
+        .output()
+        .expect("losetup");
+    let state = format!("{}/", cluster_dir().join("state").display());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&state))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Names of `kind` objects (all namespaces when `ns` is None), `namespace/name` or `name`.
+fn names(kind: &str, ns: Option<&str>) -> Vec<String> {
+    let mut args = vec!["get", kind];
+    match ns {
+        Some(n) => args.extend(["-n", n]),
+        None => args.push("-A"),
+    }
+    let list = json(&args);
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|o| {
+            let m = &o["metadata"];
+            match m["namespace"].as_str() {
+                Some(n) if ns.is_none() => format!("{n}/{}", m["name"].as_str().unwrap_or("")),
+                _ => m["name"].as_str().unwrap_or("").to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// Runs last (libtest orders by name; tests/run runs it after the volume tests, with one
+/// coordinator replica like them): it removes the chart. docs/install.md ("Uninstall without losing volumes") says what stays: the CRDs and
+/// their objects (HearthVolume, FloatingIP, FloatingIPPool), the PVs and PVCs, the loop images
+/// in the state directory, the Secrets the user made, and the leader-election Leases.
+#[test]
+#[ignore = "needs the test cluster: tests/cluster/run"]
+fn uninstall_leaves_only_what_the_docs_keep() {
+    let ns = Namespace::new("t-uninstall");
+    storage_class("hearth-test-uninstall", "ext4");
+    pvc(&ns.0, "kept", "hearth-test-uninstall", "100Mi", false, None);
+    run_pod(&ns.0, "writer", "kept", false, WRITE);
+    let pv = pv_of(&ns.0, "kept");
+    // Workloads stopped (docs/install.md step 2): the pod is gone, so kubelet unpublished and
+    // unstaged the volume and the attacher detached it.
+    wait(120, &format!("VolumeAttachment of {pv} gone"), || {
+        let vas = json(&["get", "volumeattachments"]);
+        let attached = vas["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|va| va["spec"]["source"]["persistentVolumeName"] == pv.as_str());
+        (!attached).then_some(())
+    });
+    // Step 1 of the docs: Retain, so no PV is deleted while Hearth is gone.
+    k(&[
+        "patch",
+        "pv",
+        &pv,
+        "-p",
+        r#"{"spec":{"persistentVolumeReclaimPolicy":"Retain"}}"#,
+    ]);
+    let kubelet_dir = cluster_dir().join("kubelet");
+    let id = handle_of(&pv);
+    let images_before = state_files();
+    assert!(
+        images_before.iter().any(|f| f.contains(id.as_str())),
+        "an image for {pv} ({id}) in {images_before:?}"
+    );
+    let volumes_before = names("hearthvolumes.hearth.io", None);
+    let leases_before = names("leases.coordination.k8s.io", Some(NS));
+
+    k(&["-n", NS, "get", "secret", "hearth-coordinator-tls"]);
+    let out = Command::new("helm")
+        .args(["uninstall", "hearth", "-n", NS, "--wait", "--timeout", "180s"])
+        .output()
+        .expect("helm");
+    assert!(
+        out.status.success(),
+        "helm uninstall: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait(180, "Hearth's pods gone", || {
+        names("pods", Some(NS)).is_empty().then_some(())
+    });
+
+    // The agent removed its registration socket on SIGTERM; kubelet deregistered the driver.
+    let socket = kubelet_dir.join("plugins_registry/csi.hearth.dev-reg.sock");
+    wait(60, "registration socket removed", || {
+        (!socket.exists()).then_some(())
+    });
+    wait(120, "csi.hearth.dev gone from the CSINode", || {
+        (!csinode_drivers().iter().any(|(d, _)| d == "csi.hearth.dev")).then_some(())
+    });
+    // No mount or loop device of Hearth's is left.
+    let left: Vec<String> = mounts_under(&kubelet_dir)
+        .into_iter()
+        .filter(|m| m.contains("csi.hearth.dev") || m.contains("kubernetes.io~csi"))
+        .chain(mounts_under(&cluster_dir().join("state")))
+        .collect();
+    assert!(left.is_empty(), "mounts left: {left:?}");
+    assert!(
+        hearth_loop_devices().is_empty(),
+        "loop devices left: {:?}",
+        hearth_loop_devices()
+    );
+    // No object of the chart's is left, cluster-wide or in its namespace (the garbage
+    // collector removes what the chart's objects own, such as CSIStorageCapacity, in a while).
+    let leftovers = || {
+        let mut left = Vec::new();
+        if kubectl(&["get", "csidriver", "csi.hearth.dev"]).is_ok() {
+            left.push("csidriver/csi.hearth.dev".to_owned());
+        }
+        for kind in ["clusterroles", "clusterrolebindings"] {
+            left.extend(
+                names(kind, None)
+                    .into_iter()
+                    .filter(|n| n.contains("hearth"))
+                    .map(|n| format!("{kind}/{n}")),
+            );
+        }
+        for kind in [
+            "daemonsets",
+            "deployments",
+            "replicasets",
+            "services",
+            "poddisruptionbudgets",
+            "roles",
+            "rolebindings",
+            "configmaps",
+            "serviceaccounts",
+            "csistoragecapacities.storage.k8s.io",
+        ] {
+            left.extend(
+                names(kind, Some(NS))
+                    .into_iter()
+                    .filter(|n| n != "kube-root-ca.crt" && n != "default")
+                    .map(|n| format!("{kind}/{n}")),
+            );
+        }
+        left
+    };
+    let until = Instant::now() + Duration::from_secs(120);
+    let mut left = leftovers();
+    while !left.is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_secs(2));
+        left = leftovers();
+    }
+    assert!(left.is_empty(), "left after helm uninstall: {left:?}");
+    // What the docs keep.
+    for crd in [
+        "hearthvolumes.hearth.io",
+        "floatingips.hearth.io",
+        "floatingippools.hearth.io",
+    ] {
+        k(&["get", "crd", crd]);
+    }
+    assert_eq!(names("hearthvolumes.hearth.io", None), volumes_before);
+    k(&["get", "pv", &pv]);
+    assert!(state_files().iter().any(|f| f.contains(id.as_str())));
+    k(&["-n", NS, "get", "secret", "hearth-coordinator-tls"]);
+    let leases: Vec<String> = names("leases.coordination.k8s.io", Some(NS));
+    assert!(
+        leases.iter().all(|l| leases_before.contains(l)),
+        "new Leases after uninstall: {leases:?} (before: {leases_before:?})"
+    );
+    k(&["delete", "storageclass", "hearth-test-uninstall"]);
+    drop(ns);
 }

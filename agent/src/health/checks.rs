@@ -100,6 +100,9 @@ pub fn evaluate(snap: &Snapshot, socket: &Path, state_dir: &Path) -> Vec<Check> 
     if snap.network.state != SectionState::NotConfigured {
         out.push(check("network", true, network(snap)));
     }
+    if let Some(reg) = snap.kubelet_registration.as_ref().and_then(|s| s.data.as_ref()) {
+        out.push(check("kubelet_registration", true, kubelet_registration(reg)));
+    }
     if let Some(ovn) = &snap.ovn {
         out.push(check(
             "ovn",
@@ -212,6 +215,38 @@ fn network(snap: &Snapshot) -> Result<String, (String, String)> {
             format!("links Hearth owns are down: {}", down.join(", ")),
             "the network reconciler has not converged: read its log and `ip link`".into(),
         ))
+    }
+}
+
+/// Registered with kubelet: kubelet notified success for the driver.
+fn kubelet_registration(
+    reg: &super::snapshot::KubeletRegistration,
+) -> Result<String, (String, String)> {
+    match reg.state.as_str() {
+        "registered" => Ok(format!("kubelet registered {} ({})", reg.driver, reg.socket)),
+        "error" => Err((
+            format!(
+                "kubelet refused to register {}: {}",
+                reg.driver,
+                reg.error.as_deref().unwrap_or("?")
+            ),
+            format!(
+                "kubelet could not use the CSI socket {} it was given: check \
+                 --kubelet-registration-path against kubelet's path, and kubelet's log",
+                reg.endpoint
+            ),
+        )),
+        _ => Err((
+            format!(
+                "kubelet has not registered {} yet (GetInfo called {} time(s))",
+                reg.driver, reg.get_info_calls
+            ),
+            format!(
+                "kubelet watches KUBELET_DIR/plugins_registry: check that {} lies in the \
+                 directory kubelet watches (--kubelet-registration-dir)",
+                reg.socket
+            ),
+        )),
     }
 }
 

@@ -123,6 +123,11 @@ impl Scrape {
         .into_iter()
         // The OVN section exists only with an `ovn:` section in the network file.
         .chain(s.ovn.as_ref().map(|o| ("ovn", o.state)))
+        .chain(
+            s.kubelet_registration
+                .as_ref()
+                .map(|r| ("kubelet_registration", r.state)),
+        )
         {
             up.rows.push((
                 vec![("section", name.into())],

@@ -80,6 +80,8 @@ pub struct Collectors {
     pub csi: Arc<csi_ops::CsiRecorder>,
     /// The coordinator session, with `--coordinator`.
     pub coordinator: Option<Arc<dyn SessionSource>>,
+    /// Kubelet plugin registration, with `--kubelet-registration-dir`.
+    pub registration: Option<Arc<crate::registration::Tracker>>,
     /// The CSI socket.
     pub socket: PathBuf,
     /// The state directory.
@@ -192,6 +194,19 @@ impl Health {
             }
             None => Section::without(SectionState::NotConfigured, "no --coordinator"),
         };
+        let kubelet_registration = c.registration.as_ref().map(|t| {
+            let data = t.view();
+            let reason = match data.state.as_str() {
+                "registered" => None,
+                "error" => data.error.clone(),
+                _ => Some("kubelet has not registered the driver yet".into()),
+            };
+            Section {
+                state: SectionState::Ok,
+                reason,
+                data: Some(data),
+            }
+        });
         let mut snap = Snapshot {
             schema_version: snapshot::SCHEMA_VERSION,
             node_name: c.node_name.clone(),
@@ -206,6 +221,7 @@ impl Health {
             network,
             ovn,
             coordinator,
+            kubelet_registration,
             node,
             csi: c.csi.stats(),
             checks: Vec::new(),

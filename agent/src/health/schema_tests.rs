@@ -92,6 +92,11 @@ fn full() -> Snapshot {
             floating_ips: vec![FloatingIpHealth::default()],
             ..Coordinator::default()
         }),
+        kubelet_registration: Some(Section::ok(KubeletRegistration {
+            error: Some("e".into()),
+            notified_unix: Some(1.0),
+            ..KubeletRegistration::default()
+        })),
         node: Section::ok(NodeStats {
             disks: vec![DiskCounters::default()],
             interfaces: vec![InterfaceCounters::default()],

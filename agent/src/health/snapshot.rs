@@ -33,6 +33,9 @@ pub struct Snapshot {
     pub ovn: Option<Section<serde_json::Value>>,
     /// The session to the coordinator.
     pub coordinator: Section<Coordinator>,
+    /// Kubelet plugin registration; present with `--kubelet-registration-dir`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubelet_registration: Option<Section<KubeletRegistration>>,
     /// Load, memory, disk and network counters.
     pub node: Section<NodeStats>,
     /// CSI calls served since start.
@@ -255,6 +258,27 @@ pub struct Coordinator {
     pub lease_left_ms: Option<u64>,
     /// The floating IPs this node holds under its lease.
     pub floating_ips: Vec<FloatingIpHealth>,
+}
+
+/// The node agent's registration with kubelet (`--kubelet-registration-dir`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct KubeletRegistration {
+    /// The registration socket kubelet's plugin watcher finds.
+    pub socket: String,
+    /// The CSI driver name registered.
+    pub driver: String,
+    /// The CSI socket path announced to kubelet.
+    pub endpoint: String,
+    /// `waiting` (not notified yet), `registered` or `error`.
+    pub state: String,
+    /// Kubelet's error, with `error`.
+    pub error: Option<String>,
+    /// How often kubelet called GetInfo.
+    pub get_info_calls: u64,
+    /// How often kubelet called NotifyRegistrationStatus.
+    pub notifications: u64,
+    /// When kubelet last notified (seconds since the Unix epoch).
+    pub notified_unix: Option<f64>,
 }
 
 /// Node counters from procfs.

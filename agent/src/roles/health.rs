@@ -36,6 +36,8 @@ pub struct StatusPlan {
     pub kubelet_dir: PathBuf,
     /// The coordinator session, with `--coordinator`.
     pub coordinator: Option<Arc<dyn crate::health::SessionSource>>,
+    /// Kubelet plugin registration, with `--kubelet-registration-dir`.
+    pub registration: Option<Arc<crate::registration::Tracker>>,
     /// With `--network`: dump links and floating IPs, and judge readiness by the network
     /// reconciler's passes, which it publishes here.
     pub network: Option<NetProgress>,
@@ -92,6 +94,7 @@ pub async fn spawn_status(plan: StatusPlan, csi: Arc<CsiRecorder>) -> anyhow::Re
         node: Arc::new(ProcNode),
         csi: Arc::clone(&csi),
         coordinator: plan.coordinator,
+        registration: plan.registration,
         socket: plan.socket,
         state_dir: plan.state_dir,
     };

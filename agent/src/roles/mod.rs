@@ -238,6 +238,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         state_dir: state_dir.clone(),
         kubelet_dir,
         coordinator: session,
+        registration: None,
         network: None,
         ovn: None,
         network_file: None,
@@ -290,6 +291,25 @@ fn topology_segments(
         .collect()
 }
 
+/// With `--kubelet-registration-dir`: where to register and what CSI path to announce.
+fn registration_plan(
+    args: &NodeArgs,
+    socket: &Path,
+) -> Result<Option<crate::registration::Plan>, UsageError> {
+    let Some(dir) = &args.kubelet_registration_dir else {
+        if args.kubelet_registration_path.is_some() {
+            return Err(UsageError(
+                "--kubelet-registration-path needs --kubelet-registration-dir".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let endpoint = args.kubelet_registration_path.as_deref().unwrap_or(socket);
+    crate::registration::Plan::new(dir, hearth_csi::DRIVER_NAME, endpoint)
+        .map(Some)
+        .map_err(|e| UsageError(e.to_string()))
+}
+
 /// `hearth node`: the node role.
 pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
     let socket = serve::parse_endpoint(&args.csi_endpoint)?;
@@ -319,6 +339,7 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
             }
         });
     }
+    let registration = registration_plan(&args, &socket)?;
     let listener = serve::bind(&socket).await?;
     let settings = NodeSettings {
         state_dir: state_dir.clone(),
@@ -340,6 +361,7 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
         state_dir: state_dir.clone(),
         kubelet_dir,
         coordinator: None,
+        registration: None,
         network,
         ovn,
         network_file: args.network.clone(),
@@ -386,12 +408,26 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
         handles = Some(session.clone());
         status.coordinator = Some(Arc::new(session));
     }
+    let tracker = registration.map(|plan| Arc::new(crate::registration::Tracker::new(plan)));
+    status.registration = tracker.clone();
     let with_session = status.coordinator.is_some();
     let health = spawn_status(status, csi).await?;
     if with_session {
         reports.attach(health);
     }
+    // Registered only once the CSI socket is bound: kubelet calls NodeGetInfo on it at once.
+    let registrar = match tracker {
+        Some(t) => Some(crate::registration::start(
+            t,
+            Arc::new(crate::registration::HostSockets),
+        )?),
+        None => None,
+    };
     let served = serve::serve(router, listener, &socket).await;
+    // Kubelet deregisters the driver when the registration socket goes.
+    if let Some(r) = registrar {
+        r.stop().await;
+    }
     // SIGTERM (a rolling update): hand the floating IPs over before exiting.
     if let Some(h) = handles {
         h.hand_over(std::time::Duration::from_secs(1)).await;
