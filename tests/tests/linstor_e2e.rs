@@ -636,3 +636,55 @@ async fn xfs_grows_online_through_linstor() {
     c.controller.delete_volume(delete(&id)).await.unwrap();
     assert!(leftovers(&r.sim).is_empty(), "{:?}", leftovers(&r.sim));
 }
+
+/// LINSTOR records a new size before the satellites grow the devices: NodeExpandVolume that
+/// comes while this node's device is still the old size waits for it instead of failing
+/// OUT_OF_RANGE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_expand_waits_for_linstor_to_grow_the_device() {
+    if !root_or_skip("linstor_e2e_node_expand_waits") {
+        return;
+    }
+    let mut r = rig(false).await;
+    let (sb, _d, c) = &mut r.a;
+    let cap = block_cap(Mode::SingleNodeWriter);
+    let id = c
+        .controller
+        .create_volume(create_req("pvc-lag", 32 << 20, cap.clone()))
+        .await
+        .unwrap()
+        .into_inner()
+        .volume
+        .unwrap()
+        .volume_id;
+    let (staging, target) = up(c, sb, "node-a", &id, &cap, true).await;
+    // The controller has the new size at once; the device follows later.
+    let grow = hearth_csi::linstor::client::VolumeDefinitionModify {
+        size_kib: Some(64 << 10),
+        ..Default::default()
+    };
+    r.linstor
+        .modify_volume_definition(&id, 0, &grow)
+        .await
+        .unwrap();
+    let node = c
+        .node
+        .node_expand_volume(NodeExpandVolumeRequest {
+            volume_id: id.clone(),
+            volume_path: target.clone(),
+            capacity_range: Some(CapacityRange {
+                required_bytes: 64 << 20,
+                limit_bytes: 0,
+            }),
+            staging_target_path: staging.clone(),
+            volume_capability: Some(cap.clone()),
+            ..Default::default()
+        })
+        .await
+        .expect("NodeExpandVolume waits for the device")
+        .into_inner();
+    assert_eq!(node.capacity_bytes, 64 << 20);
+    down(c, "node-a", &id, &staging, &target).await;
+    c.controller.delete_volume(delete(&id)).await.unwrap();
+    assert!(leftovers(&r.sim).is_empty(), "{:?}", leftovers(&r.sim));
+}

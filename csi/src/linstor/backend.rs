@@ -195,8 +195,12 @@ impl LinstorBackend {
                 busy.node_name
             )));
         }
+        let group = rd.resource_group_name.as_deref();
         match self.client.delete_resource_definition(id).await {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.drop_group_if_unused(group).await;
+                Ok(())
+            }
             Err(e) if e.is_not_found() => Ok(()),
             // LINSTOR refuses with FAIL_EXISTS_SNAPSHOT_DFN while snapshots of it exist
             // (CtrlRscDfnDeleteApiCallHandler).
@@ -247,6 +251,8 @@ impl LinstorBackend {
             && self.client.list_snapshots(rd).await?.is_empty()
         {
             gone_ok(self.client.delete_resource_definition(rd).await)?;
+            self.drop_group_if_unused(def.resource_group_name.as_deref())
+                .await;
         }
         Ok(())
     }

@@ -409,12 +409,7 @@ impl<A: Attacher, M: Mounter> NodeService<A, M> {
             .await?
             .ok_or_else(|| not_attached(&id))?;
         let path = self.on_node(&id, located)?;
-        let size = self.attacher.refresh_size(&id).await?;
-        if size < required {
-            return Err(CsiError::OutOfRange(format!(
-                "the device is {size} bytes, less than the {required} bytes asked for; grow the volume first"
-            )));
-        }
+        let size = self.attacher.grown_size(&id, required).await?;
         let mount = self.mount_at(&path).await?;
         let is_block = block || mount.as_ref().is_some_and(|m| is_device_bind(m, &device));
         if !is_block {
