@@ -10,7 +10,7 @@
 #![allow(clippy::tests_outside_test_module)] // an integration-test file is a test-only crate
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use hearth_csi::linstor::client::{ClientConfig, LinstorClient, ViewFilter};
 use hearth_tests::linstor_sim::SimProcess;

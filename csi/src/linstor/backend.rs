@@ -127,6 +127,7 @@ impl LinstorBackend {
             parameters: BTreeMap::new(),
             source: parse_source(rd.props.get(props::SOURCE)),
             topology,
+            context: BTreeMap::new(),
         })
     }
     /// The nodes holding a disk of `rd`, and the nodes `policy` lets attach it (all of them
@@ -347,6 +348,7 @@ impl VolumeBackend for LinstorBackend {
         let rd = names::resource_definition(&spec.name);
         let mut volume = self.create(spec, &p, &rd).await?;
         volume.parameters = spec.parameters.clone();
+        volume.context = p.node_context(spec.source.is_some());
         Ok(volume)
     }
 
