@@ -55,6 +55,9 @@ pub struct Volume {
     pub source: Option<ContentSource>,
     /// The topology segments it is reachable from.
     pub topology: Vec<BTreeMap<String, String>>,
+    /// Volume-context entries for the node besides the filesystem (see
+    /// [`crate::node::context`]): the class's mkfs and mount options, `nouuid` for a copy.
+    pub context: BTreeMap<String, String>,
 }
 
 /// A snapshot as the backend knows it.

@@ -481,3 +481,70 @@ async fn readiness_from_linstor_accepts_a_resync_from_an_up_to_date_peer() {
     assert!(!not.is_ready(), "{not:?}");
     assert!(not.message().contains("Inconsistent"), "{}", not.message());
 }
+
+async fn group_names(c: &LinstorClient) -> Vec<String> {
+    c.list_resource_groups()
+        .await
+        .expect("groups")
+        .into_iter()
+        .map(|g| g.name)
+        .filter(|n| n != "DfltRscGrp")
+        .collect()
+}
+
+/// Hearth's `hearth-<digest>` groups go with the last definition that uses them, a definition
+/// kept for its snapshots included (LINSTOR refuses to delete a group with definitions,
+/// CtrlRscGrpApiCallHandler.delete); an admin's group stays; a create that finds its cached
+/// group deleted by another coordinator makes it again.
+#[tokio::test]
+async fn hearths_resource_groups_go_with_their_last_volume() {
+    let sim = simulator(false, false);
+    let c = client(&sim).await;
+    let b = LinstorBackend::new(c.clone());
+    let class = [("autoPlace", "1")];
+    let v1 = b
+        .create_volume(&spec("pvc-g1", 16 * MIB, &class))
+        .await
+        .expect("create");
+    let v2 = b
+        .create_volume(&spec("pvc-g2", 16 * MIB, &class))
+        .await
+        .expect("create");
+    let groups = group_names(&c).await;
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    let snap = b.create_snapshot("snap-g", &v2.id).await.expect("snapshot");
+    b.delete_volume(&v1.id).await.expect("delete");
+    assert_eq!(group_names(&c).await, groups, "pvc-g2 still uses it");
+    b.delete_volume(&v2.id).await.expect("delete");
+    assert_eq!(group_names(&c).await, groups, "pvc-g2's snapshot keeps it");
+    b.delete_snapshot(&snap.id).await.expect("delete snapshot");
+    assert!(group_names(&c).await.is_empty(), "the last user went");
+
+    // Another coordinator deletes the group this one has cached: the next create makes it again.
+    let v3 = b
+        .create_volume(&spec("pvc-g3", 16 * MIB, &class))
+        .await
+        .expect("create");
+    let other = LinstorBackend::new(c.clone());
+    other.delete_volume(&v3.id).await.expect("delete elsewhere");
+    assert!(group_names(&c).await.is_empty());
+    let v4 = b
+        .create_volume(&spec("pvc-g4", 16 * MIB, &class))
+        .await
+        .expect("create after the group went");
+    b.delete_volume(&v4.id).await.expect("delete");
+    assert!(group_names(&c).await.is_empty());
+
+    // An admin's group is never Hearth's to delete.
+    let admin = hearth_csi::linstor::client::ResourceGroup {
+        name: "sc-admin".into(),
+        ..Default::default()
+    };
+    c.create_resource_group(&admin).await.expect("admin group");
+    let v5 = b
+        .create_volume(&spec("pvc-g5", 16 * MIB, &[("resourceGroup", "sc-admin")]))
+        .await
+        .expect("create");
+    b.delete_volume(&v5.id).await.expect("delete");
+    assert_eq!(group_names(&c).await, ["sc-admin"]);
+}

@@ -59,8 +59,8 @@ async fn rig(two_nodes: bool) -> Rig {
     }
 }
 
-/// Resource definitions, resources, snapshots and devices the simulator still holds (resource
-/// groups stay by design: one per StorageClass).
+/// Resource definitions, resources, snapshots and devices the simulator still holds (the
+/// deletion of Hearth's resource groups is checked in `linstor_e2e_fs` and `linstor_backend`).
 fn leftovers(sim: &Simulator) -> Vec<String> {
     let s = sim.state();
     let mut out = Vec::new();

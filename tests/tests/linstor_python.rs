@@ -9,11 +9,11 @@
 //! that is a failure.
 #![allow(clippy::tests_outside_test_module)] // an integration-test file is a test-only crate
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use hearth_csi::linstor::client::{ClientConfig, LinstorClient, ViewFilter};
+use hearth_tests::linstor_sim::SimProcess;
 
 const SCRIPT: &str = r#"
 import json, sys
@@ -97,42 +97,33 @@ fn python() -> Option<PathBuf> {
     Some(python)
 }
 
-/// `linstor-sim` on a free port; its URL from the first line it prints.
-fn start_sim() -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_linstor-sim"))
-        .args([
+/// `linstor-sim` on a free port, stopped when the guard drops (also when the test panics).
+fn start_sim() -> SimProcess {
+    let sim = SimProcess::spawn(
+        Path::new(env!("CARGO_BIN_EXE_linstor-sim")),
+        &[
             "--listen",
             "127.0.0.1:0",
             "--devices",
             "none",
             "--nodes",
             "alpha,beta,gamma",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn linstor-sim");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read the listen line");
-    let url = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+        ],
+    )
+    .expect("spawn linstor-sim");
     assert!(
-        url.starts_with("http://127.0.0.1:"),
-        "unexpected first line {line:?}"
+        sim.url().starts_with("http://127.0.0.1:"),
+        "unexpected URL {:?}",
+        sim.url()
     );
-    (child, url)
+    sim
 }
 
 #[tokio::test]
 async fn python_linstor_drives_the_simulator() {
     let Some(python) = python() else { return };
-    let (mut sim, url) = start_sim();
+    let sim = start_sim();
+    let url = sim.url().to_owned();
     let linstor_url = url.replacen("http://", "linstor://", 1);
     let out = Command::new(&python)
         .arg("-c")
@@ -182,8 +173,28 @@ async fn python_linstor_drives_the_simulator() {
         65536
     );
 
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(sim.id()).unwrap());
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let status = sim.wait().unwrap();
+    let status = sim.terminate().unwrap();
     assert!(status.success(), "linstor-sim exit: {status}");
+}
+
+/// A test that panics must not leave its `linstor-sim` child running: the child holds the
+/// test's output pipe, and `cargo test | tee` would never end.
+#[test]
+fn a_panicking_test_stops_its_simulator() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let failed = std::thread::spawn(move || {
+        let sim = start_sim();
+        tx.send(sim.pid().expect("running")).expect("send the pid");
+        panic!("a failing LINSTOR test");
+    })
+    .join();
+    assert!(failed.is_err(), "the thread panicked");
+    let pid = rx.recv().expect("the pid");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a pid"));
+    // Reaped by the guard: no process (not even a zombie) answers to the PID.
+    assert_eq!(
+        nix::sys::signal::kill(pid, None),
+        Err(nix::errno::Errno::ESRCH),
+        "linstor-sim survived the panic"
+    );
 }

@@ -7,14 +7,12 @@
 mod linstor_common;
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use hearth_csi::linstor::client::*;
-use hearth_tests::linstor_sim::{Fault, FaultKind};
+use hearth_tests::linstor_sim::{Fault, FaultKind, SimProcess};
 use hearth_tests::root_or_skip;
 use linstor_common::{client, leftovers, simulator};
 
@@ -238,8 +236,10 @@ async fn sigterm_stops_the_binary_and_frees_its_devices() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_linstor-sim"))
-        .args([
+    let state_dir = dir.path().to_str().unwrap();
+    let sim = SimProcess::spawn(
+        Path::new(env!("CARGO_BIN_EXE_linstor-sim")),
+        &[
             "--listen",
             "127.0.0.1:0",
             "--devices",
@@ -247,16 +247,11 @@ async fn sigterm_stops_the_binary_and_frees_its_devices() {
             "--pool-size",
             "1GiB",
             "--state-dir",
-        ])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+            state_dir,
+        ],
+    )
+    .unwrap();
+    let url = sim.url().to_owned();
     let c = LinstorClient::connect(&ClientConfig::new(&url))
         .await
         .unwrap();
@@ -271,9 +266,7 @@ async fn sigterm_stops_the_binary_and_frees_its_devices() {
         .unwrap();
     let dev = Attachment::of(&device_of(&c, "pvc-t").await[0]);
 
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(sim.terminate().unwrap().success());
     assert!(!dev.attached(), "{} still attached after SIGTERM", dev.dev);
     let files: Vec<_> = walk(dir.path());
     assert!(files.is_empty(), "files left: {files:?}");
@@ -289,4 +282,56 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// NodeExpandVolume's wait for a device LINSTOR has not grown yet is bounded, and ends in a
+/// code the CO retries (UNAVAILABLE), not OUT_OF_RANGE.
+#[tokio::test]
+async fn the_wait_for_a_grown_device_is_bounded_and_retryable() {
+    if !root_or_skip("the_wait_for_a_grown_device_is_bounded_and_retryable") {
+        return;
+    }
+    use hearth_csi::attach::Attacher;
+    use hearth_csi::linstor::{LinstorAttacher, LinstorViewState};
+    let sim = simulator(true, false);
+    let c = client(&sim).await;
+    c.create_resource_definition(&ResourceDefinitionCreate::new("pvc-w", None))
+        .await
+        .unwrap();
+    c.create_volume_definition("pvc-w", &VolumeDefinitionCreate::new(0, 8 * MIB_KIB))
+        .await
+        .unwrap();
+    c.create_resources(
+        "pvc-w",
+        &[ResourceCreate::diskful("pvc-w", "node-a", Some("data"))],
+    )
+    .await
+    .unwrap();
+    let state = std::sync::Arc::new(LinstorViewState::new(c.clone(), "node-a"));
+    let short = LinstorAttacher::new(
+        c.clone(),
+        "node-a",
+        state.clone(),
+        Duration::from_millis(50),
+    );
+    let grow = VolumeDefinitionModify {
+        size_kib: Some(16 * MIB_KIB),
+        ..Default::default()
+    };
+    c.modify_volume_definition("pvc-w", 0, &grow).await.unwrap();
+    let err = short
+        .grown_size("pvc-w", 16 << 20)
+        .await
+        .expect_err("the device is not grown within 50 ms");
+    assert!(
+        matches!(err, hearth_csi::CsiError::Unavailable(_)),
+        "{err:?}"
+    );
+    let patient = LinstorAttacher::new(c.clone(), "node-a", state, Duration::from_secs(5));
+    assert_eq!(
+        patient.grown_size("pvc-w", 16 << 20).await.unwrap(),
+        16 << 20
+    );
+    c.delete_resource_definition("pvc-w").await.unwrap();
+    assert!(leftovers(&sim).is_empty(), "{:?}", leftovers(&sim));
 }

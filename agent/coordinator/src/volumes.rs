@@ -57,6 +57,7 @@ fn topology(node: &str) -> Vec<BTreeMap<String, String>> {
 fn volume_of(r: VolumeLocation) -> Volume {
     Volume {
         topology: r.nodes.first().map(|n| topology(n)).unwrap_or_default(),
+        context: BTreeMap::new(),
         id: r.id,
         name: String::new(),
         capacity_bytes: r.size_bytes,
@@ -207,6 +208,7 @@ impl VolumeBackend for NodeLocalVolumes {
             parameters: spec.parameters.clone(),
             source: None,
             topology: topology(&node),
+            context: BTreeMap::new(),
         })
     }
 

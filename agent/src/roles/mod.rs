@@ -41,7 +41,8 @@ use crate::health::storage::{DeviceMap, LoopDevices, NoDevices};
 use crate::roles::health::{counted, spawn_status, StatusPlan};
 use crate::serve;
 
-/// How long NodeStage waits for a DRBD device to appear with current data.
+/// How long NodeStage waits for a DRBD device to appear with current data, and
+/// NodeExpandVolume for it to reach the size LINSTOR recorded.
 const DEVICE_WAIT: Duration = Duration::from_secs(60);
 
 /// The host name, lowercased as kubelet does for the default node name.

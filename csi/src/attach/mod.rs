@@ -69,6 +69,21 @@ pub trait Attacher: Send + Sync + 'static {
     /// Makes the attached device see a grown volume and returns the device size in bytes.
     async fn refresh_size(&self, volume_id: &str) -> Result<u64, CsiError>;
 
+    /// The device size once it is at least `required` bytes, for NodeExpandVolume. A backend
+    /// whose devices grow at once (loopfile) answers from [`Attacher::refresh_size`]: a smaller
+    /// device means the volume was not grown, OUT_OF_RANGE. A backend that grows devices some
+    /// time after the controller's resize (LINSTOR's satellites) waits for it, bounded, and
+    /// then answers UNAVAILABLE, which the CO retries.
+    async fn grown_size(&self, volume_id: &str, required: u64) -> Result<u64, CsiError> {
+        let size = self.refresh_size(volume_id).await?;
+        if size < required {
+            return Err(CsiError::OutOfRange(format!(
+                "the device is {size} bytes, less than the {required} bytes asked for; grow the volume first"
+            )));
+        }
+        Ok(size)
+    }
+
     /// The volume's health as the node sees it.
     async fn condition(&self, volume_id: &str) -> Result<Condition, CsiError>;
 }

@@ -54,6 +54,7 @@ fn single_node(topology: &[std::collections::BTreeMap<String, String>]) -> Optio
 
 pub(super) fn to_csi_volume(v: Volume) -> csi::Volume {
     let mut volume_context = validate::volume_context(&v.parameters);
+    volume_context.extend(v.context);
     if let Some(n) = single_node(&v.topology) {
         volume_context.insert(crate::VOLUME_CONTEXT_NODE_KEY.to_owned(), n);
     }

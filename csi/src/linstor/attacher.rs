@@ -1,7 +1,8 @@
 //! The LINSTOR Attacher: on the node, a volume is the DRBD device LINSTOR made available here
 //! (ControllerPublish). Attach waits until the device node exists and its data is current:
 //! the local disk UpToDate, or, for a diskless client, an UpToDate peer. It never mounts a
-//! device whose data may be stale.
+//! device whose data may be stale. NodeExpandVolume waits, bounded, for the device to reach
+//! the size LINSTOR recorded (the satellites grow it after the controller).
 //!
 //! Where the data state comes from is a narrow trait, [`DiskState`]: `drbdsetup` on a node
 //! with DRBD, or LINSTOR's resource view (what the satellites report) where there is none.
@@ -154,7 +155,8 @@ pub struct LinstorAttacher {
 }
 
 impl LinstorAttacher {
-    /// An attacher for `node`, judging data by `state`, waiting up to `wait` for a device.
+    /// An attacher for `node`, judging data by `state`, waiting up to `wait` for a device
+    /// (and for a device to reach a grown size).
     pub fn new(
         client: LinstorClient,
         node: &str,
@@ -242,6 +244,26 @@ impl Attacher for LinstorAttacher {
         tokio::task::spawn_blocking(move || loopdev::device_size(&device))
             .await?
             .map_err(|e| CsiError::internal("reading the device size", e))
+    }
+
+    async fn grown_size(&self, volume_id: &str, required: u64) -> Result<u64, CsiError> {
+        // LINSTOR records a new size before the satellites grow the devices
+        // (CtrlVlmDfnModifyApiCallHandler): wait for this node's device to catch up.
+        let deadline = tokio::time::Instant::now() + self.wait;
+        loop {
+            let size = self.refresh_size(volume_id).await?;
+            if size >= required {
+                return Ok(size);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(CsiError::Unavailable(format!(
+                    "the device of {volume_id} on {} is {size} bytes, not yet the {required} \
+                     bytes asked for: LINSTOR has not grown it here yet; retry",
+                    self.node
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn condition(&self, volume_id: &str) -> Result<Condition, CsiError> {

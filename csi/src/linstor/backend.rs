@@ -127,6 +127,7 @@ impl LinstorBackend {
             parameters: BTreeMap::new(),
             source: parse_source(rd.props.get(props::SOURCE)),
             topology,
+            context: BTreeMap::new(),
         })
     }
     /// The nodes holding a disk of `rd`, and the nodes `policy` lets attach it (all of them
@@ -195,8 +196,12 @@ impl LinstorBackend {
                 busy.node_name
             )));
         }
+        let group = rd.resource_group_name.as_deref();
         match self.client.delete_resource_definition(id).await {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.drop_group_if_unused(group).await;
+                Ok(())
+            }
             Err(e) if e.is_not_found() => Ok(()),
             // LINSTOR refuses with FAIL_EXISTS_SNAPSHOT_DFN while snapshots of it exist
             // (CtrlRscDfnDeleteApiCallHandler).
@@ -247,6 +252,8 @@ impl LinstorBackend {
             && self.client.list_snapshots(rd).await?.is_empty()
         {
             gone_ok(self.client.delete_resource_definition(rd).await)?;
+            self.drop_group_if_unused(def.resource_group_name.as_deref())
+                .await;
         }
         Ok(())
     }
@@ -341,6 +348,7 @@ impl VolumeBackend for LinstorBackend {
         let rd = names::resource_definition(&spec.name);
         let mut volume = self.create(spec, &p, &rd).await?;
         volume.parameters = spec.parameters.clone();
+        volume.context = p.node_context(spec.source.is_some());
         Ok(volume)
     }
 

@@ -4,12 +4,11 @@
 //! deletes the resource definition it made; a retry lands on the same definition.
 
 use std::collections::BTreeMap;
-use std::sync::PoisonError;
 use std::time::Duration;
 
 use super::backend::{existing_ok, found, gone_ok, is_ours, source_prop, LinstorBackend};
 use super::client::{
-    AutoPlaceRequest, AutoSelectFilter, ResourceCreate, ResourceDefinitionCreate, ResourceGroup,
+    AutoPlaceRequest, AutoSelectFilter, ResourceCreate, ResourceDefinitionCreate,
     VolumeDefinitionCreate, VolumeDefinitionModify,
 };
 use super::names::{self, kib, props};
@@ -28,32 +27,6 @@ const RESIZE_WAIT: Duration = Duration::from_secs(60);
 const RESIZE_POLL: Duration = Duration::from_millis(200);
 
 impl LinstorBackend {
-    /// The resource group of these parameters, created once (an explicit `resourceGroup` must
-    /// exist already).
-    pub(super) async fn ensure_group(&self, p: &StorageClassParams) -> Result<String, CsiError> {
-        let name = p.resource_group_name();
-        let known = self
-            .groups
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(&name);
-        if !known && p.resource_group.is_none() {
-            let group = ResourceGroup {
-                name: name.clone(),
-                description: "made by Hearth for a StorageClass".into(),
-                props: p.properties.clone(),
-                select_filter: select_filter(p),
-                ..Default::default()
-            };
-            existing_ok(self.client.create_resource_group(&group).await)?;
-        }
-        self.groups
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(name.clone());
-        Ok(name)
-    }
-
     /// Creates the volume, or checks and finishes the one a retry finds; rolls back on failure.
     pub(super) async fn create(
         &self,
@@ -145,7 +118,7 @@ impl LinstorBackend {
         match &spec.source {
             Some(ContentSource::Volume(src)) => {
                 return self
-                    .clone_from(src, rd, group, rd_props, spec.capacity_bytes)
+                    .clone_from(src, rd, group, rd_props, spec.capacity_bytes, p)
                     .await
             }
             Some(ContentSource::Snapshot(id)) => {
@@ -155,7 +128,7 @@ impl LinstorBackend {
         }
         let mut create = ResourceDefinitionCreate::new(rd, Some(group));
         create.resource_definition.props = rd_props;
-        existing_ok(self.client.create_resource_definition(&create).await)?;
+        self.create_definition(&create, p).await?;
         existing_ok(
             self.client
                 .create_volume_definition(rd, &VolumeDefinitionCreate::new(0, size_kib))
@@ -310,6 +283,7 @@ impl LinstorBackend {
         group: &str,
         rd_props: BTreeMap<String, String>,
         bytes: u64,
+        p: &StorageClassParams,
     ) -> Result<(), CsiError> {
         let source = match found(self.client.get_resource_definition(src).await)? {
             Some(s) if names::is_linstor_name(src) && super::backend::is_live(&s) => s,
@@ -340,7 +314,7 @@ impl LinstorBackend {
             delete_props: transient_to_drop(&source.props),
             ..Default::default()
         };
-        existing_ok(self.client.clone_resource_definition(src, &request).await)?;
+        self.start_clone(src, &request, p).await?;
         match self.client.wait_clone(src, rd, CLONE_WAIT).await {
             Err(super::client::LinstorError::Timeout { .. }) => {
                 return Err(CsiError::Aborted(format!(
@@ -380,7 +354,7 @@ impl LinstorBackend {
         }
         let mut create = ResourceDefinitionCreate::new(rd, Some(group));
         create.resource_definition.props = rd_props;
-        existing_ok(self.client.create_resource_definition(&create).await)?;
+        self.create_definition(&create, p).await?;
         let nodes = restore_nodes(&snapshot.nodes, spec, p);
         if nodes.is_empty() {
             return Err(CsiError::ResourceExhausted(format!(
@@ -478,7 +452,7 @@ fn layered(mut create: ResourceCreate, p: &StorageClassParams) -> ResourceCreate
     create
 }
 
-fn select_filter(p: &StorageClassParams) -> AutoSelectFilter {
+pub(super) fn select_filter(p: &StorageClassParams) -> AutoSelectFilter {
     AutoSelectFilter {
         place_count: Some(p.place_count),
         storage_pool_list: p.storage_pools.clone(),

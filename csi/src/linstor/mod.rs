@@ -4,14 +4,15 @@
 //! - [`client`] owns the wire: HTTP(S), the version handshake, JSON shapes, ApiCallRc decoding,
 //!   retries and timeouts. It knows nothing about CSI.
 //! - [`params`] parses StorageClass parameters; [`names`] maps CSI names to LINSTOR names.
-//! - [`LinstorBackend`] is the controller side (VolumeBackend), with snapshots and
-//!   ControllerPublish in their own files; [`LinstorAttacher`] is the node side.
+//! - [`LinstorBackend`] is the controller side (VolumeBackend), with snapshots,
+//!   ControllerPublish and Hearth's resource groups (`groups`) in their own files; [`LinstorAttacher`] is the node side.
 
 mod attacher;
 mod backend;
 pub mod client;
 mod create;
 mod errors;
+mod groups;
 pub mod names;
 pub mod params;
 pub mod placement;

@@ -19,6 +19,8 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use sha2::{Digest, Sha256};
 
 use super::remote_access::RemoteAccess;
+use crate::mount::extra;
+use crate::node::context as ctx;
 use crate::CsiError;
 
 const PREFIXES: &[&str] = &["linstor.csi.linbit.com/", "hearth.dev/"];
@@ -87,6 +89,12 @@ pub struct StorageClassParams {
     pub over_provision: Option<OverProvision>,
     /// LINSTOR properties for the resource group (`DrbdOptions/...`).
     pub properties: BTreeMap<String, String>,
+    /// mkfs arguments (`fsOpts`), checked; the node passes them as argv words.
+    pub fs_opts: Option<String>,
+    /// Mount options (`mountOpts`), checked against the mount-flag policy.
+    pub mount_opts: Option<String>,
+    /// One xfs_io command run after mounting an XFS (`postMountXfsOpts`).
+    pub post_mount_xfs_opts: Option<String>,
 }
 
 /// An over-provisioning factor, kept as text so the parameters stay `Eq` and hashable.
@@ -297,16 +305,26 @@ impl StorageClassParams {
                 }
                 "usepvcname" => {
                     if boolean(key, value)? {
-                        note_once(key, "Hearth names volumes after the PV, so a retry finds them");
+                        note_once(
+                            key,
+                            "Hearth names volumes after the PV, so a retry finds them",
+                        );
                     }
                 }
                 "sizekib" => note_once(key, "sizes come from the CSI request"),
-                "fsopts" | "mountopts" | "postmountxfsopts" => {
-                    return Err(bad(
-                        key,
-                        value,
-                        "filesystem and mount options are not supported by Hearth's LINSTOR backend yet; remove the parameter",
-                    ))
+                "fsopts" => {
+                    extra::mkfs_args(value).map_err(|e| bad(key, value, &e))?;
+                    p.fs_opts = Some(value.trim().to_owned()).filter(|v| !v.is_empty());
+                }
+                "mountopts" => {
+                    extra::mount_flags(value).map_err(|e| bad(key, value, &e))?;
+                    p.mount_opts = Some(value.trim().to_owned()).filter(|v| !v.is_empty());
+                }
+                "postmountxfsopts" => {
+                    if !value.trim().is_empty() {
+                        let c = extra::xfs_io_command(value).map_err(|e| bad(key, value, &e))?;
+                        p.post_mount_xfs_opts = Some(c);
+                    }
                 }
                 "nfsconfigtemplate" | "nfsservicename" | "nfssquash" | "nfsrecoveryvolumesize" => {
                     // Only for linstor-csi's NFS-exported RWX filesystems, which Hearth does
@@ -359,6 +377,26 @@ impl StorageClassParams {
             ));
         }
         Ok(p)
+    }
+
+    /// The volume-context entries NodeStage reads (see [`crate::node::context`]): the class's
+    /// filesystem options, and `nouuid` for XFS on a restore or clone (`copy`), whose UUID is
+    /// its source's.
+    pub fn node_context(&self, copy: bool) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for (key, value) in [
+            (ctx::FS_OPTIONS_CONTEXT, &self.fs_opts),
+            (ctx::MOUNT_OPTIONS_CONTEXT, &self.mount_opts),
+            (ctx::POST_MOUNT_XFS_CONTEXT, &self.post_mount_xfs_opts),
+        ] {
+            if let Some(v) = value {
+                out.insert(key.to_owned(), v.clone());
+            }
+        }
+        if copy {
+            out.insert(ctx::XFS_NOUUID_CONTEXT.to_owned(), "true".to_owned());
+        }
+        out
     }
 
     /// The resource group for these parameters: the explicit one, or `hearth-<hash>` named

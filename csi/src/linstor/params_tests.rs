@@ -269,7 +269,16 @@ fn refuses_unknown_and_malformed_naming_the_key() {
         "linstor.csi.linbit.com/bogus",
     );
     refused_naming(&[("hearth.dev/Bogus", "1")], "hearth.dev/Bogus");
-    refused_naming(&[("fsOpts", "-E nodiscard")], "fsOpts");
+    refused_naming(&[("fsOpts", "-L x;reboot")], "fsOpts");
+    refused_naming(
+        &[("linstor.csi.linbit.com/FSOPTS", "-d /etc")],
+        "linstor.csi.linbit.com/FSOPTS",
+    );
+    refused_naming(&[("mountOpts", "bind")], "mountOpts");
+    refused_naming(
+        &[("linstor.csi.linbit.com/postMountXfsOpts", "pwrite 0 1m")],
+        "linstor.csi.linbit.com/postMountXfsOpts",
+    );
     for bad in [
         map(&[("autoPlace", "0")]),
         map(&[("autoPlace", "many")]),
@@ -291,4 +300,28 @@ fn refuses_unknown_and_malformed_naming_the_key() {
             "{bad:?}"
         );
     }
+}
+
+#[test]
+fn filesystem_options_reach_the_node_through_the_volume_context() {
+    use crate::node::context::*;
+    let p = StorageClassParams::parse(&map(&[
+        ("linstor.csi.linbit.com/fsOpts", "-m crc=1 -L data"),
+        ("MountOpts", "noatime,discard"),
+        ("hearth.dev/postmountxfsopts", "extsize 2m"),
+    ]))
+    .unwrap();
+    let plain = StorageClassParams::parse(&BTreeMap::new()).unwrap();
+    assert_eq!(
+        p.digest(),
+        plain.digest(),
+        "node-side options keep the resource group"
+    );
+    let ctx = p.node_context(false);
+    assert_eq!(ctx[FS_OPTIONS_CONTEXT], "-m crc=1 -L data");
+    assert_eq!(ctx[MOUNT_OPTIONS_CONTEXT], "noatime,discard");
+    assert_eq!(ctx[POST_MOUNT_XFS_CONTEXT], "extsize 2m");
+    assert!(!ctx.contains_key(XFS_NOUUID_CONTEXT));
+    assert_eq!(plain.node_context(true)[XFS_NOUUID_CONTEXT], "true");
+    assert!(plain.node_context(false).is_empty());
 }

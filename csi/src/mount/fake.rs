@@ -43,6 +43,22 @@ pub enum MountCall {
         fs: FsType,
         /// Whether an interrupted format was being finished.
         force: bool,
+        /// The StorageClass's mkfs arguments.
+        args: Vec<String>,
+    },
+    /// [`Mounter::grow_unmounted`].
+    GrowUnmounted {
+        /// The device.
+        device: PathBuf,
+        /// The filesystem.
+        fs: FsType,
+    },
+    /// [`Mounter::post_mount_xfs`].
+    PostMountXfs {
+        /// The mount point.
+        path: PathBuf,
+        /// The xfs_io command.
+        command: String,
     },
     /// [`Mounter::mount_device`].
     MountDevice {
@@ -101,6 +117,9 @@ struct State {
     next_mount_id: u32,
     calls: Vec<MountCall>,
     failures: Vec<(MountOp, Errno)>,
+    /// Filesystem sizes that differ from their device's (set by tests); a formatted device
+    /// otherwise holds a filesystem of its whole size.
+    fs_sizes: BTreeMap<PathBuf, u64>,
 }
 
 /// A recording fake Mounter. Cheap to clone the results out of; share it behind an `Arc`.
@@ -148,6 +167,12 @@ impl FakeMounter {
         if let Some(d) = self.state().devices.get_mut(path) {
             d.size = size;
         }
+    }
+
+    /// Says the filesystem on `path` is `bytes` large (smaller than the device: a restore into
+    /// a larger volume).
+    pub fn set_fs_size(&self, path: &Path, bytes: u64) {
+        self.state().fs_sizes.insert(path.to_owned(), bytes);
     }
 
     /// The device at `path`, as the fake holds it now.
@@ -251,12 +276,19 @@ impl Mounter for FakeMounter {
             })
     }
 
-    fn format(&self, device: &Path, fs: FsType, force: bool) -> Result<(), MountError> {
+    fn format(
+        &self,
+        device: &Path,
+        fs: FsType,
+        force: bool,
+        extra: &[String],
+    ) -> Result<(), MountError> {
         let mut s = self.state();
         s.calls.push(MountCall::Format {
             device: device.to_owned(),
             fs,
             force,
+            args: extra.to_vec(),
         });
         let fail = |reason: &str| MountError::Format {
             device: device.to_owned(),
@@ -431,11 +463,46 @@ impl Mounter for FakeMounter {
         if let Some(errno) = Self::take_failure(&mut s, MountOp::Grow) {
             return Err(fail(errno.desc()));
         }
+        s.fs_sizes.remove(device);
         match s.devices.get(device) {
             Some(d) if d.content == Probe::Signature(fs.as_str().to_owned()) => Ok(()),
             Some(_) => Err(fail("no such filesystem on the device")),
             None => Err(fail("no such device")),
         }
+    }
+
+    fn filesystem_size(
+        &self,
+        device: &Path,
+        fs: FsType,
+    ) -> Result<Option<super::FsSize>, MountError> {
+        let s = self.state();
+        let d = s.devices.get(device).ok_or_else(|| not_a_device(device))?;
+        if d.content != Probe::Signature(fs.as_str().to_owned()) {
+            return Ok(None);
+        }
+        Ok(Some(super::FsSize {
+            bytes: s.fs_sizes.get(device).copied().unwrap_or(d.size),
+            block_size: 4096,
+        }))
+    }
+
+    fn grow_unmounted(&self, device: &Path, fs: FsType) -> Result<(), MountError> {
+        let mut s = self.state();
+        s.calls.push(MountCall::GrowUnmounted {
+            device: device.to_owned(),
+            fs,
+        });
+        s.fs_sizes.remove(device);
+        Ok(())
+    }
+
+    fn post_mount_xfs(&self, mount_path: &Path, command: &str) -> Result<(), MountError> {
+        self.state().calls.push(MountCall::PostMountXfs {
+            path: mount_path.to_owned(),
+            command: command.to_owned(),
+        });
+        Ok(())
     }
 
     fn stats(&self, path: &Path) -> Result<FsStats, MountError> {
@@ -513,8 +580,8 @@ mod tests {
                 ..
             })
         ));
-        m.format(dev, FsType::Ext4, false).unwrap();
-        assert!(m.format(dev, FsType::Xfs, false).is_err());
+        m.format(dev, FsType::Ext4, false, &[]).unwrap();
+        assert!(m.format(dev, FsType::Xfs, false, &[]).is_err());
         m.mount_device(dev, &target, FsType::Ext4, &opts).unwrap();
         m.mount_device(dev, &target, FsType::Ext4, &opts).unwrap();
         assert_eq!(m.mount_points(), vec![target.clone()]);

@@ -1,5 +1,6 @@
 //! The external filesystem tools: `blkid` to probe, `mkfs.ext4`/`mkfs.xfs` to format,
-//! `resize2fs`/`xfs_growfs` to grow.
+//! `resize2fs`/`xfs_growfs` to grow (with `e2fsck` first for an unmounted ext4), `xfs_io` for
+//! a StorageClass's post-mount command.
 //!
 //! This module owns finding those tools (by absolute path, never through `PATH`), running them
 //! (stdin from /dev/null, stderr captured, killed if the agent dies) and reading their answers.
@@ -47,6 +48,14 @@ const RESIZE2FS: Tool = Tool {
 };
 const XFS_GROWFS: Tool = Tool {
     name: "xfs_growfs",
+    package: "xfsprogs",
+};
+const E2FSCK: Tool = Tool {
+    name: "e2fsck",
+    package: "e2fsprogs",
+};
+const XFS_IO: Tool = Tool {
+    name: "xfs_io",
     package: "xfsprogs",
 };
 
@@ -123,7 +132,14 @@ fn leading_bytes_are_zero(device: &Path, limit: usize) -> std::io::Result<bool> 
 /// Creates `fs` on `device`. Without `force` the device is probed first and anything but
 /// [`Probe::Blank`] is refused: mke2fs does not check for an existing filesystem when stdin is
 /// not a terminal, so the tools alone cannot be trusted to refuse.
-pub(super) fn format(device: &Path, fs: FsType, force: bool) -> Result<(), MountError> {
+/// `extra` are the StorageClass's mkfs arguments (checked by [`super::extra::mkfs_args`]),
+/// passed as argv words before the device.
+pub(super) fn format(
+    device: &Path,
+    fs: FsType,
+    force: bool,
+    extra: &[String],
+) -> Result<(), MountError> {
     let fail = |reason: String| MountError::Format {
         device: device.to_owned(),
         fs: fs.as_str(),
@@ -164,8 +180,11 @@ pub(super) fn format(device: &Path, fs: FsType, force: bool) -> Result<(), Mount
             c
         }
     };
-    command.arg(device);
-    tracing::info!(device = %device.display(), fs = fs.as_str(), force, "formatting");
+    if let Some(why) = super::extra::refused_for(fs, extra) {
+        return Err(fail(why));
+    }
+    command.args(extra).arg(device);
+    tracing::info!(device = %device.display(), fs = fs.as_str(), force, ?extra, "formatting");
     let output = run(&mut command).map_err(|e| fail(format!("running mkfs: {e}")))?;
     if !output.status.success() {
         return Err(fail(format!("mkfs {}", describe_failure(&output))));
@@ -204,6 +223,56 @@ pub(super) fn grow(device: &Path, mount_path: &Path, fs: FsType) -> Result<(), M
     let output = run(&mut command).map_err(|e| fail(format!("running the resize tool: {e}")))?;
     if !output.status.success() {
         return Err(fail(format!("resize {}", describe_failure(&output))));
+    }
+    Ok(())
+}
+
+/// Grows an unmounted ext4 to fill its device: `e2fsck -f -p` (resize2fs insists on a
+/// checked filesystem; preen mode fixes only what is safe, and anything else fails here), then
+/// `resize2fs`. Needs no capability, unlike online growth.
+pub(super) fn grow_unmounted(device: &Path, fs: FsType) -> Result<(), MountError> {
+    let fail = |reason: String| MountError::Resize {
+        device: device.to_owned(),
+        reason,
+    };
+    if fs != FsType::Ext4 {
+        return Err(fail(format!("{} grows only while mounted", fs.as_str())));
+    }
+    let mut check = child::command(&find_tool(E2FSCK).map_err(fail)?, Some(TOOL_NICENESS));
+    check.args(["-f", "-p"]).arg(device);
+    let output = run(&mut check).map_err(|e| fail(format!("running e2fsck: {e}")))?;
+    // 0: clean; 1: errors corrected. Anything else needs a human.
+    if !matches!(output.status.code(), Some(0 | 1)) {
+        return Err(fail(format!(
+            "e2fsck before growing {}",
+            describe_failure(&output)
+        )));
+    }
+    let mut resize = child::command(&find_tool(RESIZE2FS).map_err(fail)?, Some(TOOL_NICENESS));
+    resize.arg(device);
+    tracing::info!(device = %device.display(), "growing an unmounted ext4");
+    let output = run(&mut resize).map_err(|e| fail(format!("running resize2fs: {e}")))?;
+    if !output.status.success() {
+        return Err(fail(format!("resize2fs {}", describe_failure(&output))));
+    }
+    Ok(())
+}
+
+/// Runs `xfs_io -c <command> <mount_path>` (the StorageClass's `postMountXfsOpts`, checked
+/// by [`super::extra::xfs_io_command`]), as one argv word.
+pub(super) fn post_mount_xfs(mount_path: &Path, command: &str) -> Result<(), MountError> {
+    let fail = |reason: String| MountError::PostMount {
+        path: mount_path.to_owned(),
+        reason,
+    };
+    super::extra::xfs_io_command(command).map_err(fail)?;
+    let mut c = child::command(&find_tool(XFS_IO).map_err(fail)?, Some(TOOL_NICENESS));
+    c.arg("-c").arg(command).arg(mount_path);
+    tracing::info!(path = %mount_path.display(), command, "xfs_io after mount");
+    let output = run(&mut c).map_err(|e| fail(format!("running xfs_io: {e}")))?;
+    // xfs_io reports a failed command on stderr and may still exit 0.
+    if !output.status.success() || !output.stderr.is_empty() {
+        return Err(fail(format!("xfs_io {}", describe_failure(&output))));
     }
     Ok(())
 }

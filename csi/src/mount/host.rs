@@ -99,8 +99,33 @@ impl Mounter for HostMounter {
         format::probe(device)
     }
 
-    fn format(&self, device: &Path, fs: FsType, force: bool) -> Result<(), MountError> {
-        format::format(device, fs, force)
+    fn format(
+        &self,
+        device: &Path,
+        fs: FsType,
+        force: bool,
+        extra: &[String],
+    ) -> Result<(), MountError> {
+        format::format(device, fs, force, extra)
+    }
+
+    fn filesystem_size(
+        &self,
+        device: &Path,
+        fs: FsType,
+    ) -> Result<Option<super::FsSize>, MountError> {
+        super::superblock::read(device, fs).map_err(|e| MountError::Probe {
+            device: device.to_owned(),
+            reason: format!("reading the superblock: {e}"),
+        })
+    }
+
+    fn grow_unmounted(&self, device: &Path, fs: FsType) -> Result<(), MountError> {
+        format::grow_unmounted(device, fs)
+    }
+
+    fn post_mount_xfs(&self, mount_path: &Path, command: &str) -> Result<(), MountError> {
+        format::post_mount_xfs(mount_path, command)
     }
 
     fn mount_device(

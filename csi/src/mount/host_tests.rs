@@ -357,22 +357,26 @@ fn probe_blank_unknown_data_and_signature() {
     assert_eq!(first_mib(&device), before, "probe wrote to the device");
 
     // Without force, format refuses unknown data and leaves it alone.
-    let err = mounter.format(&device, FsType::Ext4, false).unwrap_err();
+    let err = mounter
+        .format(&device, FsType::Ext4, false, &[])
+        .unwrap_err();
     assert!(matches!(err, MountError::Format { .. }), "{err}");
     assert_eq!(first_mib(&device), before);
 
     write_at(&device, MIB / 2, &[0; 8]);
     assert_eq!(mounter.probe(&device).unwrap(), Probe::Blank);
-    mounter.format(&device, FsType::Ext4, false).unwrap();
+    mounter.format(&device, FsType::Ext4, false, &[]).unwrap();
     assert_eq!(
         mounter.probe(&device).unwrap(),
         Probe::Signature("ext4".to_owned())
     );
 
     // A formatted device is refused without force, reformatted with it.
-    let err = mounter.format(&device, FsType::Ext4, false).unwrap_err();
+    let err = mounter
+        .format(&device, FsType::Ext4, false, &[])
+        .unwrap_err();
     assert!(err.to_string().contains("ext4"), "{err}");
-    mounter.format(&device, FsType::Ext4, true).unwrap();
+    mounter.format(&device, FsType::Ext4, true, &[]).unwrap();
     assert_eq!(
         mounter.probe(&device).unwrap(),
         Probe::Signature("ext4".to_owned())
@@ -399,18 +403,18 @@ fn format_xfs_and_back() {
     let mut fx = Fixture::new();
     let (device, _) = fx.loop_device("disk.img", 320 * MIB);
     let mounter = HostMounter::new();
-    mounter.format(&device, FsType::Xfs, false).unwrap();
+    mounter.format(&device, FsType::Xfs, false, &[]).unwrap();
     assert_eq!(
         mounter.probe(&device).unwrap(),
         Probe::Signature("xfs".to_owned())
     );
-    assert!(mounter.format(&device, FsType::Ext4, false).is_err());
-    mounter.format(&device, FsType::Ext4, true).unwrap();
+    assert!(mounter.format(&device, FsType::Ext4, false, &[]).is_err());
+    mounter.format(&device, FsType::Ext4, true, &[]).unwrap();
     assert_eq!(
         mounter.probe(&device).unwrap(),
         Probe::Signature("ext4".to_owned())
     );
-    mounter.format(&device, FsType::Xfs, true).unwrap();
+    mounter.format(&device, FsType::Xfs, true, &[]).unwrap();
     assert_eq!(
         mounter.probe(&device).unwrap(),
         Probe::Signature("xfs".to_owned())
@@ -423,7 +427,7 @@ fn mount_device_mount_at_and_stats() {
     let mut fx = Fixture::new();
     let (device, _) = fx.loop_device("disk.img", 64 * MIB);
     let mounter = HostMounter::new();
-    mounter.format(&device, FsType::Ext4, false).unwrap();
+    mounter.format(&device, FsType::Ext4, false, &[]).unwrap();
 
     let target = fx.path("staging/vol a");
     mounter
@@ -581,7 +585,7 @@ fn read_only_bind_is_read_only() {
     let mut fx = Fixture::new();
     let (device, _) = fx.loop_device("disk.img", 64 * MIB);
     let mounter = HostMounter::new();
-    mounter.format(&device, FsType::Ext4, false).unwrap();
+    mounter.format(&device, FsType::Ext4, false, &[]).unwrap();
     let staging = fx.path("staging");
     mounter
         .mount_device(&device, &staging, FsType::Ext4, &opts(false, &[]))
@@ -884,7 +888,7 @@ fn grow_ext4_online() {
     let mut fx = Fixture::new();
     let (device, backing) = fx.loop_device("disk.img", 64 * MIB);
     let mounter = HostMounter::new();
-    mounter.format(&device, FsType::Ext4, false).unwrap();
+    mounter.format(&device, FsType::Ext4, false, &[]).unwrap();
     let target = fx.path("mnt");
     mounter
         .mount_device(&device, &target, FsType::Ext4, &opts(false, &[]))
@@ -917,7 +921,7 @@ fn grow_xfs_online() {
     let mut fx = Fixture::new();
     let (device, backing) = fx.loop_device("disk.img", 320 * MIB);
     let mounter = HostMounter::new();
-    mounter.format(&device, FsType::Xfs, false).unwrap();
+    mounter.format(&device, FsType::Xfs, false, &[]).unwrap();
     let target = fx.path("mnt");
     mounter
         .mount_device(&device, &target, FsType::Xfs, &opts(false, &["noatime"]))

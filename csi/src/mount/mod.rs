@@ -10,17 +10,20 @@
 //! handling in `points.rs`); [`fake::FakeMounter`] is a recording fake over an in-memory mount
 //! table, for unit tests of the callers.
 
+pub mod extra;
 pub mod fake;
 mod flags;
 mod format;
 mod host;
 pub mod mountinfo;
 mod points;
+pub mod superblock;
 
 use std::path::{Path, PathBuf};
 
 pub use host::HostMounter;
 pub use mountinfo::MountEntry;
+pub use superblock::FsSize;
 
 /// A filesystem Hearth can create and grow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +149,14 @@ pub enum MountError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A StorageClass's post-mount command failed.
+    #[error("post-mount command on {path}: {reason}")]
+    PostMount {
+        /// The mount point.
+        path: PathBuf,
+        /// The tool's stderr, the spawn error, or why the command was refused.
+        reason: String,
+    },
     /// Growing the filesystem failed.
     #[error("growing the filesystem on {device}: {reason}")]
     Resize {
@@ -186,8 +197,26 @@ pub trait Mounter: Send + Sync + 'static {
     /// Creates a filesystem on `device`. Callers must have probed it [`Probe::Blank`], or know
     /// that an earlier format of their own was interrupted (`force`). Without `force` the
     /// device is probed again and anything but [`Probe::Blank`] is refused: mkfs tools cannot be
-    /// relied on for that (mke2fs never asks when stdin is not a terminal).
-    fn format(&self, device: &Path, fs: FsType, force: bool) -> Result<(), MountError>;
+    /// relied on for that (mke2fs never asks when stdin is not a terminal). `extra` are mkfs
+    /// arguments from the StorageClass (`fsOpts`), checked by [`extra::mkfs_args`].
+    fn format(
+        &self,
+        device: &Path,
+        fs: FsType,
+        force: bool,
+        extra: &[String],
+    ) -> Result<(), MountError>;
+
+    /// The size of the `fs` filesystem on `device`, from its superblock; None when there is
+    /// no such superblock. Reads, never writes.
+    fn filesystem_size(&self, device: &Path, fs: FsType) -> Result<Option<FsSize>, MountError>;
+
+    /// Grows the filesystem on the unmounted `device` to fill it (ext4 only; XFS grows only
+    /// mounted, with [`Mounter::grow`]).
+    fn grow_unmounted(&self, device: &Path, fs: FsType) -> Result<(), MountError>;
+
+    /// Runs a StorageClass's post-mount command on a mounted XFS (`xfs_io -c <command>`).
+    fn post_mount_xfs(&self, mount_path: &Path, command: &str) -> Result<(), MountError>;
 
     /// Mounts the filesystem on `device` at the directory `target` (created if missing).
     /// Succeeds without doing anything when `device` is already mounted there with the same type

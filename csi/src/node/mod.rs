@@ -4,7 +4,9 @@
 //! kubelet may retry anything after a crash. Handlers validate first (INVALID_ARGUMENT), take the
 //! per-volume lock (ABORTED when busy), then act. Paths must lie under the kubelet directory.
 
+pub mod context;
 mod markers;
+mod stage;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -134,96 +136,6 @@ impl<A: Attacher, M: Mounter> NodeService<A, M> {
             }
             _ => Ok(()),
         }
-    }
-
-    async fn stage(&self, req: NodeStageVolumeRequest) -> Result<(), CsiError> {
-        let id = validate::required("volume_id", &req.volume_id)?.to_owned();
-        let staging = self.path("staging_target_path", &req.staging_target_path)?;
-        let access = self.capability(req.volume_capability.as_ref())?;
-        let access =
-            validate::with_context_fs(access, req.volume_capability.as_ref(), &req.volume_context)?;
-        let _lock = self.locks.try_lock(&id)?;
-        self.placed_here(&id, &req.volume_context)?;
-        let attachment = self.attacher.attach(&id, &req.publish_context).await?;
-        let result = self
-            .stage_on(&id, attachment.device, &staging, &access)
-            .await;
-        if result.is_err() && attachment.fresh {
-            // Leave the host as it was: a failed first stage keeps no loop device.
-            if let Err(e) = self.attacher.detach(&id).await {
-                tracing::warn!(volume = %id, "detaching after a failed stage: {e}");
-            }
-        }
-        result
-    }
-
-    async fn stage_on(
-        &self,
-        id: &str,
-        device: PathBuf,
-        staging: &Path,
-        access: &Access,
-    ) -> Result<(), CsiError> {
-        let Access::Mount { fs, .. } = access else {
-            return Ok(());
-        };
-        if let Some(existing) = self.mount_at(staging).await? {
-            let dev = device.clone();
-            let number = self.host(move |m| m.device_number(&dev)).await?;
-            return if is_mount_of(&existing, number) {
-                Ok(())
-            } else {
-                Err(CsiError::AlreadyExists(format!(
-                    "{} already has {} mounted from {}",
-                    staging.display(),
-                    existing.fs_type,
-                    existing.source
-                )))
-            };
-        }
-        self.ensure_formatted(id, &device, *fs).await?;
-        let opts = access.mount_options(false);
-        let (fs, staging) = (*fs, staging.to_owned());
-        self.host(move |m| m.mount_device(&device, &staging, fs, &opts))
-            .await?;
-        tracing::info!(volume = %id, "staged");
-        Ok(())
-    }
-
-    /// Formats the device if it is blank, or if a format of Hearth's own was interrupted.
-    /// Refuses anything that holds other data.
-    async fn ensure_formatted(&self, id: &str, device: &Path, fs: FsType) -> Result<(), CsiError> {
-        let dev = device.to_owned();
-        let probe = self.host(move |m| m.probe(&dev)).await?;
-        let interrupted = self.markers.pending(id);
-        match probe {
-            Probe::Signature(found) if found == fs.as_str() && !interrupted => return Ok(()),
-            Probe::Signature(found) if !interrupted => {
-                return Err(CsiError::FailedPrecondition(format!(
-                    "volume {id} holds {found}, not {}; refusing to reformat a device with data",
-                    fs.as_str()
-                )))
-            }
-            Probe::UnknownData if !interrupted => {
-                return Err(CsiError::FailedPrecondition(format!(
-                    "volume {id} holds data without a filesystem signature; refusing to format it"
-                )))
-            }
-            Probe::Blank | Probe::Signature(_) | Probe::UnknownData => {}
-        }
-        if interrupted {
-            tracing::warn!(volume = %id, "finishing a format that a crash interrupted");
-        }
-        self.markers
-            .begin(id)
-            .map_err(|e| CsiError::internal("writing the format marker", e))?;
-        let dev = device.to_owned();
-        self.host(move |m| m.format(&dev, fs, interrupted)).await?;
-        self.markers
-            .finish(id)
-            .map_err(|e| CsiError::internal("removing the format marker", e))?;
-        tracing::info!(volume = %id, fs = fs.as_str(), "formatted a blank device");
-        Ok(())
     }
 
     async fn unstage(&self, req: NodeUnstageVolumeRequest) -> Result<(), CsiError> {
@@ -409,12 +321,7 @@ impl<A: Attacher, M: Mounter> NodeService<A, M> {
             .await?
             .ok_or_else(|| not_attached(&id))?;
         let path = self.on_node(&id, located)?;
-        let size = self.attacher.refresh_size(&id).await?;
-        if size < required {
-            return Err(CsiError::OutOfRange(format!(
-                "the device is {size} bytes, less than the {required} bytes asked for; grow the volume first"
-            )));
-        }
+        let size = self.attacher.grown_size(&id, required).await?;
         let mount = self.mount_at(&path).await?;
         let is_block = block || mount.as_ref().is_some_and(|m| is_device_bind(m, &device));
         if !is_block {

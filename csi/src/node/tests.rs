@@ -208,7 +208,8 @@ async fn stage_formats_a_blank_device_once_and_mounts_it() {
             MountCall::Format {
                 device: DEV.into(),
                 fs: FsType::Ext4,
-                force: false
+                force: false,
+                args: Vec::new(),
             },
             MountCall::MountDevice {
                 device: DEV.into(),

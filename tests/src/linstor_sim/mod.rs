@@ -27,6 +27,9 @@
 //! devices, leaks), `GET|POST|DELETE /sim/faults` (fault injection, see `faults`),
 //! `POST /sim/in-use`.
 //!
+//! **Child process** ([`SimProcess`]): tests that run the binary hold it in a guard that
+//! stops it on drop and panic, so a failed test never leaves it holding the test's output.
+//!
 //! Owns: its state directory, the loop devices it attached, its listening socket.
 
 mod admin;
@@ -45,6 +48,7 @@ mod ops_restore;
 mod ops_rsc;
 mod ops_snap;
 mod parse;
+pub mod process;
 mod render;
 mod reply;
 pub mod server;
@@ -61,6 +65,7 @@ use tokio::sync::watch;
 pub use app::{api_routes, Recorded};
 pub use devices::DeviceMode;
 pub use faults::{Fault, FaultKind};
+pub use process::SimProcess;
 pub use server::TlsFiles;
 
 /// How to run the simulator.

@@ -89,7 +89,9 @@ impl State {
         Ok(out)
     }
 
-    /// `DELETE /v1/resource-groups/{rg}`.
+    /// `DELETE /v1/resource-groups/{rg}`. As `CtrlRscGrpApiCallHandler.delete`: refused
+    /// with `FAIL_EXISTS_RSC_DFN` while any resource definition belongs to the group, one
+    /// kept only for its snapshots too.
     pub fn delete_group(&mut self, name: &str) -> Result<Vec<Rc>, Fail> {
         if !self.groups.contains_key(name) {
             return Err(rg_not_found(name));

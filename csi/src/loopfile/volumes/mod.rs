@@ -102,6 +102,7 @@ impl Inner {
             parameters: r.parameters,
             source: r.source,
             topology: self.topology(),
+            context: BTreeMap::new(),
         }
     }
 
