@@ -8,6 +8,8 @@
 //! one); the decisions ([`needs_review`], [`StatusAuth::check`]) are unit-tested over
 //! [`FakeAccessReviewer`]. Owns the decision only; the routes it guards are [`Guarded`]'s.
 
+#[cfg(test)]
+mod apiserver_tests;
 pub mod cache;
 pub mod kube;
 
