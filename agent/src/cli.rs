@@ -126,6 +126,33 @@ pub struct NodeAuthArgs {
     pub node_service_account: String,
 }
 
+/// Who may read `/status` and `/metrics` beyond loopback.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum StatusAuthMode {
+    /// Anyone who reaches `--status-addr` (the default; fine on loopback).
+    None,
+    /// Clients with a bearer token the API server authenticates (TokenReview) for a user
+    /// allowed to `get` the path as a non-resource URL (SubjectAccessReview).
+    Kubernetes,
+}
+
+/// How the status endpoints are served besides `--status-addr` (docs/design/status-auth.md).
+#[derive(Debug, Clone, Args)]
+pub struct StatusServeArgs {
+    /// Serve /healthz and /readyz alone on this address too, on connections of their own, for
+    /// kubelet's probes: nothing sent to --status-addr can starve them.
+    #[arg(long, env = "HEARTH_PROBE_ADDR")]
+    pub probe_addr: Option<std::net::SocketAddr>,
+    /// Who may read /status and /metrics from beyond loopback: `none` (anyone) or
+    /// `kubernetes` (TokenReview and SubjectAccessReview; /healthz and /readyz stay open).
+    #[arg(long, env = "HEARTH_STATUS_AUTH", value_enum, default_value = "none")]
+    pub status_auth: StatusAuthMode,
+    /// With `kubernetes`: the audience a client's token must be valid for (repeatable; the
+    /// API server's own when not given).
+    #[arg(long, env = "HEARTH_STATUS_TOKEN_AUDIENCE", value_delimiter = ',')]
+    pub status_token_audience: Vec<String>,
+}
+
 /// Lease timings of the agent API (coordinator side; nodes learn them in the Welcome).
 #[derive(Debug, Clone, Args)]
 pub struct LeaseArgs {
@@ -178,6 +205,9 @@ pub struct DevArgs {
     /// Serve /status, /metrics, /healthz and /readyz on this address.
     #[arg(long, env = "HEARTH_STATUS_ADDR")]
     pub status_addr: Option<std::net::SocketAddr>,
+    /// The probe listener and who may read the status.
+    #[command(flatten)]
+    pub status_serve: StatusServeArgs,
     /// Storage backend.
     #[arg(long, env = "HEARTH_BACKEND", value_enum, default_value = "loopfile")]
     pub backend: Backend,
@@ -238,6 +268,9 @@ pub struct NodeArgs {
     /// Serve /status, /metrics, /healthz and /readyz on this address.
     #[arg(long, env = "HEARTH_STATUS_ADDR")]
     pub status_addr: Option<std::net::SocketAddr>,
+    /// The probe listener and who may read the status.
+    #[command(flatten)]
+    pub status_serve: StatusServeArgs,
     /// Reported as max_volumes_per_node.
     #[arg(long, env = "HEARTH_MAX_VOLUMES", default_value_t = 256)]
     pub max_volumes: i64,
@@ -283,6 +316,9 @@ pub struct CoordinatorArgs {
     /// Serve /status, /metrics, /healthz and /readyz on this address.
     #[arg(long, env = "HEARTH_STATUS_ADDR")]
     pub status_addr: Option<std::net::SocketAddr>,
+    /// The probe listener and who may read the status.
+    #[command(flatten)]
+    pub status_serve: StatusServeArgs,
     /// Lease timings.
     #[command(flatten)]
     pub lease: LeaseArgs,

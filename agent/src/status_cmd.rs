@@ -3,7 +3,9 @@
 //! with headers (`table`, `wide`) or as the JSON itself (`json`). Exits 1 when a check fails (a
 //! node's required checks; a coordinator's nodes, owners and volumes), so scripts can test
 //! readiness too; each failed check is printed with the next thing to look at. Owns one plain
-//! HTTP/1.0 GET; touches nothing else.
+//! HTTP/1.0 GET (with `--token-file`, carrying the token as `Authorization: Bearer`, for an
+//! endpoint served with `--status-auth kubernetes` reached from beyond loopback); touches
+//! nothing else.
 
 use std::time::Duration;
 
@@ -46,6 +48,10 @@ pub struct StatusArgs {
         default_value = "table"
     )]
     pub output: Output,
+    /// A bearer token to send (a ServiceAccount token allowed to get /status), for an
+    /// endpoint with `--status-auth kubernetes` reached from beyond loopback; re-read each run.
+    #[arg(long, env = "HEARTH_TOKEN_FILE")]
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 /// A failed step of `hearth status`.
@@ -72,14 +78,40 @@ pub enum StatusCmdError {
         /// What was wrong.
         what: String,
     },
+    /// The endpoint refused the request (401, 403).
+    #[error("http://{addr}/status refused the request (HTTP {code}): {body} (give --token-file with a token allowed to get /status, or ask from the node itself on 127.0.0.1)")]
+    Refused {
+        /// The address.
+        addr: String,
+        /// 401 or 403.
+        code: u16,
+        /// The endpoint's reason.
+        body: String,
+    },
+    /// The token file could not be read.
+    #[error("--token-file {path}: {source}")]
+    TokenFile {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// Required checks fail (already printed).
     #[error("not ready: {0}")]
     NotReady(String),
 }
 
-async fn fetch(addr: &str) -> Result<Vec<u8>, std::io::Error> {
+/// The request head `hearth status` sends.
+pub fn request(addr: &str, token: Option<&str>) -> String {
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    format!("GET /status HTTP/1.0\r\nHost: {addr}\r\nAccept: application/json\r\n{auth}\r\n")
+}
+
+async fn fetch(addr: &str, token: Option<&str>) -> Result<Vec<u8>, std::io::Error> {
     let mut stream = TcpStream::connect(addr).await?;
-    let req = format!("GET /status HTTP/1.0\r\nHost: {addr}\r\nAccept: application/json\r\n\r\n");
+    let req = request(addr, token);
     stream.write_all(req.as_bytes()).await?;
     let mut buf = Vec::new();
     stream.take(MAX_ANSWER).read_to_end(&mut buf).await?;
@@ -97,7 +129,19 @@ pub fn parse_answer(raw: &[u8]) -> Option<(u16, &[u8])> {
 /// Runs `hearth status`.
 pub async fn run(args: StatusArgs) -> Result<(), StatusCmdError> {
     let addr = args.addr.clone();
-    let raw = tokio::time::timeout(FETCH_TIMEOUT, fetch(&addr))
+    let token = match &args.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|source| StatusCmdError::TokenFile {
+                    path: path.display().to_string(),
+                    source,
+                })?
+                .trim()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let raw = tokio::time::timeout(FETCH_TIMEOUT, fetch(&addr, token.as_deref()))
         .await
         .map_err(|_| StatusCmdError::Timeout(addr.clone()))?
         .map_err(|source| StatusCmdError::Fetch {
@@ -109,6 +153,17 @@ pub async fn run(args: StatusArgs) -> Result<(), StatusCmdError> {
         what,
     };
     let (code, body) = parse_answer(&raw).ok_or_else(|| answer("not HTTP".into()))?;
+    if code == 401 || code == 403 {
+        return Err(StatusCmdError::Refused {
+            addr: addr.clone(),
+            code,
+            body: String::from_utf8_lossy(body)
+                .trim()
+                .chars()
+                .take(300)
+                .collect(),
+        });
+    }
     if code != 200 {
         return Err(answer(format!("HTTP {code}")));
     }
@@ -159,5 +214,12 @@ mod tests {
         let raw = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{}";
         assert_eq!(parse_answer(raw), Some((200, &b"{}"[..])));
         assert_eq!(parse_answer(b"garbage"), None);
+    }
+
+    #[test]
+    fn the_token_goes_in_an_authorization_header_only_when_given() {
+        assert!(!request("a:1", None).contains("Authorization"));
+        let r = request("a:1", Some("tok"));
+        assert!(r.contains("\r\nAuthorization: Bearer tok\r\n\r\n"), "{r}");
     }
 }

@@ -525,17 +525,29 @@ fn rbac_allows_what_hearth_uses_and_nothing_else() {
     ] {
         assert!(!can_i(c, verb, res, None), "{c} may {verb} {res}");
     }
-    // The node agent calls no API at all.
+    // The node agent calls the API only to review who reads its /status and /metrics.
     for (verb, res) in [
         ("get", "pods"),
         ("get", "nodes"),
         ("list", "secrets"),
         ("get", "leases.coordination.k8s.io"),
+        ("get", "tokenreviews.authentication.k8s.io"),
     ] {
         assert!(
             !can_i("hearth-node", verb, res, None),
             "hearth-node may {verb} {res}"
         );
+    }
+    for who in ["hearth-node", c] {
+        for res in [
+            "tokenreviews.authentication.k8s.io",
+            "subjectaccessreviews.authorization.k8s.io",
+        ] {
+            assert!(
+                can_i(who, "create", res, None),
+                "{who} may not create {res}"
+            );
+        }
     }
 }
 

@@ -4,10 +4,17 @@
 //! health check passes). Read-only and GET only.
 //! Slow or huge clients cannot hold the agent: headers must arrive within a timeout, a
 //! connection lives at most [`CONN_LIMIT_TIME`], request heads are capped, and at most
-//! [`MAX_CONNS`] connections are served at once (more are closed on accept).
+//! [`MAX_CONNS`] connections are served at once, at most [`MAX_CONNS_PER_SOURCE`] of them from
+//! one source (more are closed on accept; [`slots`]).
+//! `--probe-addr` serves `/healthz` and `/readyz` alone on a listener of its own, with slots of
+//! its own ([`ProbeOnly`]): kubelet's probes go there, and nothing sent to `--status-addr`
+//! can starve them. With `--status-auth kubernetes`, `/status` and `/metrics` answer beyond
+//! loopback only to those allowed ([`access`]).
 //! Owns the HTTP surface only; everything it serves comes from [`Health`].
 
+pub mod access;
 pub mod coordinator;
+pub mod slots;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,16 +28,31 @@ use hyper::body::Bytes;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
 use hearth_csi::identity::Readiness;
 
 use crate::health::csi_ops::CsiRecorder;
 use crate::health::exposition::{self, Format};
 use crate::health::{checks, metrics, text, Health};
+use access::{Guarded, StatusAuth};
+use slots::{Limits, Slots};
+
+/// The client's address, put into every request's extensions by the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub SocketAddr);
 
 /// Connections served at once.
 pub const MAX_CONNS: usize = 64;
+/// Connections served at once from one source (an IPv4 address, an IPv6 /64).
+pub const MAX_CONNS_PER_SOURCE: usize = 16;
+/// Connections served at once on the probe listener, and from one source there.
+pub const PROBE_LIMITS: Limits = Limits {
+    total: 32,
+    per_source: 8,
+};
+/// The time a client of the probe listener has to send its request head (kubelet sends it at
+/// once; idle connections are dropped sooner than on the status listener).
+const PROBE_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest a connection may live (covers slow readers of a response).
 pub const CONN_LIMIT_TIME: Duration = Duration::from_secs(30);
 /// The time a client has to send its request head.
@@ -194,21 +216,103 @@ pub async fn route<B>(src: &StatusSources, req: &Request<B>) -> Response<Full<By
     }
 }
 
-/// Binds `addr` (fails fast on a bad address) and serves in the background.
-pub async fn spawn<R: Routes>(addr: SocketAddr, src: R) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(addr)
+/// Serves only the probes (`/healthz`, `/readyz`) of the routes it wraps; 404 otherwise.
+pub struct ProbeOnly<R: ?Sized>(pub Arc<R>);
+
+#[async_trait::async_trait]
+impl<R: Routes + ?Sized> Routes for ProbeOnly<R> {
+    async fn route(&self, req: &Request<()>) -> Response<Full<Bytes>> {
+        if access::OPEN_PATHS.contains(&req.uri().path()) {
+            self.0.route(req).await
+        } else {
+            reply(
+                StatusCode::NOT_FOUND,
+                TEXT,
+                "not found (the probe address serves /healthz and /readyz)\n".into(),
+            )
+        }
+    }
+}
+
+/// Where and how the status endpoints are served.
+#[derive(Debug, Clone, Default)]
+pub struct ServePlan {
+    /// `--status-addr`: every endpoint.
+    pub status: Option<SocketAddr>,
+    /// `--probe-addr`: the probes alone, on slots of their own.
+    pub probe: Option<SocketAddr>,
+    /// `--status-auth kubernetes`: who may read `/status` and `/metrics` beyond loopback.
+    pub auth: Option<Arc<StatusAuth>>,
+}
+
+/// How one listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuning {
+    /// Connections at once, in all and per source.
+    pub limits: Limits,
+    /// The time a client has to send its request head.
+    pub header_timeout: Duration,
+}
+
+/// The status listener's tuning.
+pub const STATUS_TUNING: Tuning = Tuning {
+    limits: Limits {
+        total: MAX_CONNS,
+        per_source: MAX_CONNS_PER_SOURCE,
+    },
+    header_timeout: HEADER_TIMEOUT,
+};
+
+/// The probe listener's tuning.
+pub const PROBE_TUNING: Tuning = Tuning {
+    limits: PROBE_LIMITS,
+    header_timeout: PROBE_HEADER_TIMEOUT,
+};
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
         .await
-        .with_context(|| format!("binding status address {addr}"))?;
-    tracing::info!(%addr, "serving /status, /metrics, /healthz and /readyz");
-    tokio::spawn(serve(listener, Arc::new(src)));
+        .with_context(|| format!("binding {what} address {addr}"))
+}
+
+/// Binds the plan's addresses (fails fast on a bad one) and serves them in the background.
+pub async fn spawn<R: Routes>(plan: &ServePlan, src: R) -> anyhow::Result<()> {
+    let src = Arc::new(src);
+    if let Some(addr) = plan.status {
+        let listener = bind(addr, "status").await?;
+        match &plan.auth {
+            Some(auth) => {
+                tracing::info!(%addr, "serving /status, /metrics, /healthz and /readyz \
+                    (/status and /metrics beyond loopback: TokenReview and SubjectAccessReview)");
+                let guarded = Guarded {
+                    inner: Arc::clone(&src),
+                    auth: Arc::clone(auth),
+                };
+                tokio::spawn(serve(listener, Arc::new(guarded), STATUS_TUNING));
+            }
+            None => {
+                if !addr.ip().is_loopback() {
+                    tracing::warn!(%addr, "/status and /metrics are open to anyone who reaches \
+                        this address (--status-auth none)");
+                }
+                tracing::info!(%addr, "serving /status, /metrics, /healthz and /readyz");
+                tokio::spawn(serve(listener, Arc::clone(&src), STATUS_TUNING));
+            }
+        }
+    }
+    if let Some(addr) = plan.probe {
+        let listener = bind(addr, "probe").await?;
+        tracing::info!(%addr, "serving /healthz and /readyz for the probes");
+        tokio::spawn(serve(listener, Arc::new(ProbeOnly(src)), PROBE_TUNING));
+    }
     Ok(())
 }
 
-/// Serves the status endpoints on `listener` until the process stops.
-pub async fn serve<R: Routes>(listener: TcpListener, src: Arc<R>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNS));
+/// Serves the routes on `listener` until the process stops.
+pub async fn serve<R: Routes + ?Sized>(listener: TcpListener, src: Arc<R>, tuning: Tuning) {
+    let slots = Slots::new(tuning.limits);
     loop {
-        let (stream, _) = match listener.accept().await {
+        let (stream, peer) = match listener.accept().await {
             Ok(conn) => conn,
             Err(e) => {
                 tracing::warn!("status accept: {e}");
@@ -216,9 +320,12 @@ pub async fn serve<R: Routes>(listener: TcpListener, src: Arc<R>) {
                 continue;
             }
         };
-        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            tracing::debug!("status: {MAX_CONNS} connections open; closing a new one");
-            continue;
+        let slot = match slots.take(peer.ip()) {
+            Ok(slot) => slot,
+            Err(e) => {
+                tracing::debug!(%peer, "status: {e}; closing a new connection");
+                continue;
+            }
         };
         let src = Arc::clone(&src);
         tokio::spawn(async move {
@@ -226,12 +333,13 @@ pub async fn serve<R: Routes>(listener: TcpListener, src: Arc<R>) {
                 let src = Arc::clone(&src);
                 async move {
                     let (parts, _body) = req.into_parts();
-                    let req = Request::from_parts(parts, ());
+                    let mut req = Request::from_parts(parts, ());
+                    req.extensions_mut().insert(Peer(peer));
                     Ok::<_, std::convert::Infallible>(src.route(&req).await)
                 }
             });
             let conn = hyper::server::conn::http1::Builder::new()
-                .header_read_timeout(HEADER_TIMEOUT)
+                .header_read_timeout(tuning.header_timeout)
                 .max_buf_size(MAX_HEAD)
                 .timer(hyper_util::rt::TokioTimer::new())
                 .serve_connection(TokioIo::new(stream), svc);
@@ -240,7 +348,11 @@ pub async fn serve<R: Routes>(listener: TcpListener, src: Arc<R>) {
                 Err(_) => tracing::debug!("status connection closed after {CONN_LIMIT_TIME:?}"),
                 Ok(Ok(())) => {}
             }
-            drop(permit);
+            drop(slot);
         });
     }
 }
+
+#[cfg(test)]
+#[path = "serve_tests.rs"]
+mod serve_tests;

@@ -9,6 +9,9 @@ use std::time::Duration;
 use anyhow::Context;
 use hearth_csi::backend::VolumeBackend;
 
+use crate::cli::{StatusAuthMode, StatusServeArgs};
+use crate::endpoints::access::kube::KubeAccessReviewer;
+use crate::endpoints::access::StatusAuth;
 use crate::endpoints::StatusSources;
 use crate::health::csi_ops::{CsiRecorder, CsiStatsLayer, CsiStatsService};
 use crate::health::drbd::{DrbdSource, Events2Drbd};
@@ -24,8 +27,8 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 const HEALTH_MAX_AGE: Duration = Duration::from_secs(1);
 /// What the status endpoint reports on, besides the CSI counters.
 pub struct StatusPlan {
-    /// `--status-addr`; nothing is served without it.
-    pub addr: Option<std::net::SocketAddr>,
+    /// `--status-addr` and `--probe-addr`; nothing is served without them.
+    pub serve: crate::endpoints::ServePlan,
     /// The node name.
     pub node_name: String,
     /// The CSI socket.
@@ -57,7 +60,7 @@ pub type StorageParts = (&'static str, Arc<dyn VolumeBackend>, Arc<dyn DeviceMap
 /// Builds the health snapshot source, and starts the status server when `--status-addr` is
 /// set (binding fails fast). The snapshot also feeds the coordinator session's reports.
 pub async fn spawn_status(plan: StatusPlan, csi: Arc<CsiRecorder>) -> anyhow::Result<Arc<Health>> {
-    let addr = plan.addr;
+    let serve = plan.serve;
     let storage = plan.storage.map(|(name, backend, devices)| {
         Arc::new(BackendStorage {
             name: name.into(),
@@ -99,9 +102,9 @@ pub async fn spawn_status(plan: StatusPlan, csi: Arc<CsiRecorder>) -> anyhow::Re
         state_dir: plan.state_dir,
     };
     let health = Arc::new(Health::new(collectors, HEALTH_TIMEOUT, HEALTH_MAX_AGE));
-    if let Some(addr) = addr {
+    if serve.status.is_some() || serve.probe.is_some() {
         crate::endpoints::spawn(
-            addr,
+            &serve,
             StatusSources {
                 health: Arc::clone(&health),
                 csi,
@@ -110,6 +113,31 @@ pub async fn spawn_status(plan: StatusPlan, csi: Arc<CsiRecorder>) -> anyhow::Re
         .await?;
     }
     Ok(health)
+}
+
+/// The serve plan of `--status-addr` and the [`StatusServeArgs`]: with `--status-auth
+/// kubernetes`, connects to the API server (in-cluster config or KUBECONFIG) for the reviews.
+pub async fn serve_plan(
+    status: Option<std::net::SocketAddr>,
+    args: &StatusServeArgs,
+) -> anyhow::Result<crate::endpoints::ServePlan> {
+    let auth = match args.status_auth {
+        StatusAuthMode::None => None,
+        StatusAuthMode::Kubernetes => {
+            let reviewer = KubeAccessReviewer::connect()
+                .await
+                .context("--status-auth kubernetes: connecting to the Kubernetes API")?;
+            Some(Arc::new(StatusAuth::new(
+                Arc::new(reviewer),
+                args.status_token_audience.clone(),
+            )))
+        }
+    };
+    Ok(crate::endpoints::ServePlan {
+        status,
+        probe: args.probe_addr,
+        auth,
+    })
 }
 
 /// Wraps a CSI service so its calls are counted.

@@ -232,8 +232,9 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         }
         None => (None, None),
     };
+    let serve = crate::roles::health::serve_plan(args.status_addr, &args.status_serve).await?;
     let mut status = StatusPlan {
-        addr: args.status_addr,
+        serve,
         node_name: node_id.clone(),
         socket,
         state_dir: state_dir.clone(),
@@ -355,8 +356,9 @@ pub async fn node(args: NodeArgs) -> anyhow::Result<()> {
     });
     let identity = IdentityService::new(false, true, readiness);
     let csi = Arc::new(CsiRecorder::default());
+    let serve = crate::roles::health::serve_plan(args.status_addr, &args.status_serve).await?;
     let mut status = StatusPlan {
-        addr: args.status_addr,
+        serve,
         node_name: args.node_name.clone(),
         socket: socket.clone(),
         state_dir: state_dir.clone(),
@@ -502,7 +504,8 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
     let ovn = ovn.map(|c| crate::roles::coordinator::start_ovn_nat(c, Arc::clone(&store), &engine));
     let node_id = args.node_name.clone().unwrap_or_else(hostname);
     let listener = serve::bind(&socket).await?;
-    if let Some(addr) = args.status_addr {
+    let serve = crate::roles::health::serve_plan(args.status_addr, &args.status_serve).await?;
+    if serve.status.is_some() || serve.probe.is_some() {
         let routes = crate::endpoints::coordinator::CoordinatorRoutes {
             engine: Arc::clone(&engine),
             store: Arc::clone(&store),
@@ -510,7 +513,7 @@ pub async fn coordinator(args: CoordinatorArgs) -> anyhow::Result<()> {
             ovn,
             refusals: Arc::clone(&refusals),
         };
-        crate::endpoints::spawn(addr, routes).await?;
+        crate::endpoints::spawn(&serve, routes).await?;
     }
     let readiness: Arc<dyn Readiness> = Arc::new(crate::roles::coordinator::LeaderReadiness {
         local: LocalReadiness {
