@@ -84,7 +84,10 @@ fn reconcile_from_empty_creates_every_kind_of_object() {
     assert_eq!(links.matches("alias hearth:managed").count(), 4, "{links}");
     // The undeclared peer is made with its pair, up, and left alone (not marked).
     let peer = ns.ip(&["-d", "link", "show", "veth-b"]);
-    assert!(!peer.contains("hearth:managed") && peer.contains(",UP"), "{peer}");
+    assert!(
+        !peer.contains("hearth:managed") && peer.contains(",UP"),
+        "{peer}"
+    );
     assert!(ns.ip(&["link", "show", "veth-a"]).contains("master br-ext"));
     assert!(ns
         .ip(&["-d", "link", "show", "vx0"])
@@ -446,12 +449,21 @@ fn floating_ip_changes_are_planned_counted_and_the_same_in_a_dry_run() {
     assert!(out.contains("+ floating IP 192.0.2.77 dev br-ext"), "{out}");
     assert!(out.contains("plan: 2 to add,"), "{out}");
     // Withdrawing only the floating IP: a removal, and a write.
-    let without = file(&dir, "without.yaml", "links:\n  - {name: br-ext, kind: bridge}\n");
+    let without = file(
+        &dir,
+        "without.yaml",
+        "links:\n  - {name: br-ext, kind: bridge}\n",
+    );
     let (code, out, err) = apply(&ns, &without);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert!(out.contains("plan: 0 to add, 0 to change, 1 to remove"), "{out}");
+    assert!(
+        out.contains("plan: 0 to add, 0 to change, 1 to remove"),
+        "{out}"
+    );
     assert!(out.contains("applied: 1 writes"), "{out}");
-    assert!(!ns.ip(&["addr", "show", "dev", "br-ext"]).contains("192.0.2.77"));
+    assert!(!ns
+        .ip(&["addr", "show", "dev", "br-ext"])
+        .contains("192.0.2.77"));
 
     // An empty file takes the link and, with it, the floating IP on it: the dry run and the
     // real apply list the same removals.

@@ -423,31 +423,59 @@ fn removing_the_section_removes_what_hearth_made() {
     }
     let n = start("ovn-rm");
     vsctl(&n, &["init"]);
-    vsctl(&n, &["add-br", "br-foreign", "--", "set", "Bridge", "br-foreign", "datapath_type=netdev"]);
-    vsctl(&n, &["set", "Open_vSwitch", ".", "external_ids:foreign-key=keep"]);
+    vsctl(
+        &n,
+        &[
+            "add-br",
+            "br-foreign",
+            "--",
+            "set",
+            "Bridge",
+            "br-foreign",
+            "datapath_type=netdev",
+        ],
+    );
+    vsctl(
+        &n,
+        &["set", "Open_vSwitch", ".", "external_ids:foreign-key=keep"],
+    );
     // An encap IP that is not this node's names the field, the value and the line.
     let path = n.lab.dir().join("net.yaml");
     std::fs::write(&path, file(&n, true).replace("10.0.0.11", "10.0.0.99")).unwrap();
-    let out = n
-        .lab
-        .ns(n.ns)
-        .hearth(&["net", "apply", "--dry-run", "--file", path.to_str().unwrap()]);
+    let out = n.lab.ns(n.ns).hearth(&[
+        "net",
+        "apply",
+        "--dry-run",
+        "--file",
+        path.to_str().unwrap(),
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("ovn.encapIP: 10.0.0.99: not an address of this node") && err.contains("(line 7)"),
+        err.contains("ovn.encapIP: 10.0.0.99: not an address of this node")
+            && err.contains("(line 7)"),
         "{err}"
     );
 
     apply(&n, &file(&n, true));
     assert_eq!(vsctl(&n, &["list-br"]), "br-ext\nbr-foreign\nbr-int");
     let plan = apply(&n, "");
-    for line in ["- ovs bridge br-ext", "- ovs bridge br-int", "-ovn-encap-ip (was 10.0.0.11)"] {
+    for line in [
+        "- ovs bridge br-ext",
+        "- ovs bridge br-int",
+        "-ovn-encap-ip (was 10.0.0.11)",
+    ] {
         assert!(plan.contains(line), "{line} in\n{plan}");
     }
     assert_eq!(vsctl(&n, &["list-br"]), "br-foreign");
     let ids = vsctl(&n, &["get", "Open_vSwitch", ".", "external_ids"]);
-    for gone in ["system-id", "ovn-remote", "ovn-encap-ip", "hearth-keys", "ovn-bridge-mappings"] {
+    for gone in [
+        "system-id",
+        "ovn-remote",
+        "ovn-encap-ip",
+        "hearth-keys",
+        "ovn-bridge-mappings",
+    ] {
         assert!(!ids.contains(gone), "{gone} in {ids}");
     }
     assert!(ids.contains("foreign-key=keep"), "{ids}");
@@ -469,7 +497,14 @@ fn running_agent_repairs_ovsdb_drift_at_once_and_cleans_up_a_removed_section() {
     std::fs::write(&path, file(&n, true)).unwrap();
     let log = n.lab.dir().join("agent.log");
     let mut agent = n.lab.ns(n.ns).spawn_hearth(
-        &["net", "run", "--file", path.to_str().unwrap(), "--resync-interval", "60s"],
+        &[
+            "net",
+            "run",
+            "--file",
+            path.to_str().unwrap(),
+            "--resync-interval",
+            "60s",
+        ],
         &log,
     );
     let encap = |n: &Node| {
@@ -480,30 +515,49 @@ fn running_agent_repairs_ovsdb_drift_at_once_and_cleans_up_a_removed_section() {
             .to_owned()
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        n.lab.wait_until("the agent configures the chassis", 20, || {
-            encap(&n).trim_matches('"') == "10.0.0.11"
-        });
+        n.lab
+            .wait_until("the agent configures the chassis", 20, || {
+                encap(&n).trim_matches('"') == "10.0.0.11"
+            });
         std::thread::sleep(std::time::Duration::from_millis(500));
-        vsctl(&n, &["set", "Open_vSwitch", ".", "external_ids:ovn-encap-ip=10.9.9.9"]);
+        vsctl(
+            &n,
+            &[
+                "set",
+                "Open_vSwitch",
+                ".",
+                "external_ids:ovn-encap-ip=10.9.9.9",
+            ],
+        );
         let t0 = std::time::Instant::now();
         n.lab.wait_until("the drifted encap IP is repaired", 5, || {
             encap(&n).trim_matches('"') == "10.0.0.11"
         });
-        println!("BENCH ovn-encap-ip drift repaired by the monitor in {:?}", t0.elapsed());
+        println!(
+            "BENCH ovn-encap-ip drift repaired by the monitor in {:?}",
+            t0.elapsed()
+        );
         std::fs::write(&path, "").unwrap();
-        n.lab.wait_until("the removed section's bridges are gone", 10, || {
-            vsctl(&n, &["list-br"]).is_empty()
-        });
+        n.lab
+            .wait_until("the removed section's bridges are gone", 10, || {
+                vsctl(&n, &["list-br"]).is_empty()
+            });
         let ids = vsctl(&n, &["get", "Open_vSwitch", ".", "external_ids"]);
         assert!(!ids.contains("ovn-encap-ip"), "{ids}");
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        assert!(text.contains("Hearth's OVS configuration removed"), "{text}");
+        assert!(
+            text.contains("Hearth's OVS configuration removed"),
+            "{text}"
+        );
     }));
     let _ = agent.kill(); // the PID this test started
     let _ = agent.wait();
     n.local.clear();
     if let Err(e) = result {
-        eprintln!("agent log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+        eprintln!(
+            "agent log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         std::panic::resume_unwind(e);
     }
 }
