@@ -11,11 +11,12 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::error::UsageError;
-use hearth_net::announce::{Announcer, PacketSocket, Schedule};
+use hearth_net::announce::{self, Announcer, PacketSocket, Schedule};
 use hearth_net::apply::converge;
 use hearth_net::controller::{self, ControllerError, Options};
 use hearth_net::netlink::{Netlink, Owner, RtNetlink};
 use hearth_net::render::render;
+use hearth_net::spec::host::Host;
 use hearth_net::spec::{self, SpecError};
 use hearth_net::sysctl::ProcSys;
 
@@ -46,6 +47,15 @@ pub struct ApplyArgs {
     /// Print the plan without changing anything.
     #[arg(long, env = "HEARTH_DRY_RUN")]
     pub dry_run: bool,
+    /// The local Open_vSwitch database to remove Hearth's OVN configuration from when the file
+    /// has no `ovn:` section (with one, its `ovsdb` is used). Nothing happens when it is not
+    /// there.
+    #[arg(
+        long,
+        env = "HEARTH_OVSDB",
+        default_value = "unix:/run/openvswitch/db.sock"
+    )]
+    pub ovsdb: String,
 }
 
 /// Flags of `hearth net run`.
@@ -106,51 +116,97 @@ pub async fn run(args: NetArgs) -> anyhow::Result<()> {
     }
 }
 
+/// What `hearth net apply` did, counted over netlink, sysctls, OVSDB and floating IPs.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Tally {
+    writes: usize,
+    failed: usize,
+}
+
+impl Tally {
+    /// `applied: N writes`, or `applied: A of N writes, F failed`.
+    fn line(&self) -> String {
+        if self.failed == 0 {
+            format!("applied: {} writes", self.writes)
+        } else {
+            format!(
+                "applied: {} of {} writes, {} failed",
+                self.writes.saturating_sub(self.failed),
+                self.writes,
+                self.failed
+            )
+        }
+    }
+}
+
+/// `plan: A to add, C to change, R to remove`, counted over every line of the plan.
+fn plan_line(lines: &[String], conflicts: usize) -> String {
+    let count = |c: char| lines.iter().filter(|l| l.starts_with(c)).count();
+    let mut out = format!(
+        "plan: {} to add, {} to change, {} to remove",
+        count('+'),
+        count('~'),
+        count('-')
+    );
+    if conflicts > 0 {
+        out.push_str(&format!(
+            ", {conflicts} blocked by objects Hearth does not own"
+        ));
+    }
+    out
+}
+
 async fn apply(args: ApplyArgs) -> anyhow::Result<()> {
     let start = std::time::Instant::now();
-    let mut file = spec::load(&args.file).map_err(|e| usage(&args.file, e))?;
-    let ovn_lines =
-        hearth_net::ovn::apply::for_network_file(&mut file, args.dry_run, Duration::from_secs(10))
-            .await
-            .map_err(|e| match e {
-                hearth_net::ovn::OvnError::Spec(e) => usage(&args.file, e),
-                e => e.into(),
-            })?;
+    let text = std::fs::read_to_string(&args.file).map_err(|source| {
+        usage(
+            &args.file,
+            SpecError::Read {
+                path: args.file.clone(),
+                source,
+            },
+        )
+    })?;
+    let mut file = spec::parse(&text).map_err(|e| usage(&args.file, e))?;
+    let netlink = Arc::new(RtNetlink::open()?);
+    // One observation before anything changes: the checks against the node and the
+    // floating-IP plan, the same for a dry run and a real one.
+    let have = netlink.addresses().await?;
+    let host = Host {
+        links: netlink
+            .links()
+            .await?
+            .into_iter()
+            .map(|l| l.link.name)
+            .collect(),
+        addresses: have.iter().map(|a| a.item.prefix.addr).collect(),
+    };
+    spec::host::check(&file, &host).map_err(|e| usage(&args.file, e.at_line(&text)))?;
+    let ovn = hearth_net::ovn::apply::for_network_file(
+        &mut file,
+        &args.ovsdb,
+        args.dry_run,
+        Duration::from_secs(10),
+    )
+    .await
+    .map_err(|e| match e {
+        hearth_net::ovn::OvnError::Spec(e) => usage(&args.file, e),
+        e => e.into(),
+    })?;
     let desired = render(&file);
     tracing::debug!(took = ?start.elapsed(), "file parsed and rendered");
-    let netlink = Arc::new(RtNetlink::open()?);
+    let fips = announce::plan(&desired.floating_ips, &have, Owner::Floating);
     let outcome = converge(&*netlink, &ProcSys::default(), &desired, args.dry_run).await?;
 
-    // Floating IPs: the announcer's own plan, then one immediate announcement round.
-    let have = netlink.addresses().await?;
-    let mut fip_lines = Vec::new();
-    for f in &desired.floating_ips {
-        let present = have.iter().any(|a| {
-            a.owner == Owner::Floating && a.item.dev == f.dev && a.item.prefix.addr == f.address
-        });
-        if !present {
-            fip_lines.push(format!("+ floating IP {} dev {}", f.address, f.dev));
-        }
+    let mut errors: Vec<String> = Vec::new();
+    let mut tally = Tally::default();
+    if !args.dry_run {
+        tally.writes = outcome.report.writes + ovn.actions.len() + fips.len();
+        tally.failed = outcome.report.failed_writes() + (ovn.actions.len() - ovn.applied());
     }
-    for a in have.iter().filter(|a| a.owner == Owner::Floating) {
-        if !desired
-            .floating_ips
-            .iter()
-            .any(|f| f.dev == a.item.dev && f.address == a.item.prefix.addr)
-        {
-            fip_lines.push(format!(
-                "- floating IP {} dev {}",
-                a.item.prefix.addr, a.item.dev
-            ));
-        }
-    }
-    let mut errors: Vec<String> = outcome
-        .report
-        .failures
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    if !args.dry_run && (!fip_lines.is_empty() || !desired.floating_ips.is_empty()) {
+    errors.extend(outcome.report.failures.iter().map(ToString::to_string));
+    errors.extend(ovn.failed.iter().map(ToString::to_string));
+    if !args.dry_run && (!fips.is_empty() || !desired.floating_ips.is_empty()) {
         let schedule = Schedule {
             burst: vec![Duration::ZERO],
             refresh: Duration::from_secs(3600),
@@ -160,49 +216,31 @@ async fn apply(args: ApplyArgs) -> anyhow::Result<()> {
             Arc::new(PacketSocket::open()?),
             schedule,
         );
-        errors.extend(
-            announcer
-                .sync(&desired.floating_ips)
-                .await
-                .iter()
-                .map(ToString::to_string),
-        );
+        let failed = announcer.sync(&desired.floating_ips).await;
+        tally.failed += failed.len().min(fips.len());
+        errors.extend(failed.iter().map(ToString::to_string));
     }
 
+    let mut lines: Vec<String> = ovn
+        .actions
+        .iter()
+        .map(hearth_net::ovn::apply::describe)
+        .collect();
+    lines.extend(outcome.plan.actions.iter().map(ToString::to_string));
+    lines.extend(fips.iter().map(ToString::to_string));
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for l in &ovn_lines {
-        writeln!(out, "{l}")?;
-    }
-    for a in &outcome.plan.actions {
-        writeln!(out, "{a}")?;
-    }
-    for l in &fip_lines {
+    for l in &lines {
         writeln!(out, "{l}")?;
     }
     for c in &outcome.plan.conflicts {
         writeln!(out, "{c}")?;
     }
-    let (add, change, remove) = outcome.plan.counts();
-    write!(
-        out,
-        "plan: {add} to add, {change} to change, {remove} to remove"
-    )?;
-    if !fip_lines.is_empty() {
-        write!(out, ", {} floating IP changes", fip_lines.len())?;
-    }
-    if !outcome.plan.conflicts.is_empty() {
-        write!(
-            out,
-            ", {} blocked by objects Hearth does not own",
-            outcome.plan.conflicts.len()
-        )?;
-    }
-    writeln!(out)?;
+    writeln!(out, "{}", plan_line(&lines, outcome.plan.conflicts.len()))?;
     if args.dry_run {
         writeln!(out, "dry run: nothing changed")?;
     } else {
-        writeln!(out, "applied: {} writes", outcome.report.writes)?;
+        writeln!(out, "{}", tally.line())?;
     }
     out.flush().context("writing the plan")?;
     drop(out);
@@ -224,6 +262,38 @@ async fn apply(args: ApplyArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_writes_are_not_counted_as_applied() {
+        let t = Tally {
+            writes: 3,
+            failed: 2,
+        };
+        assert_eq!(t.line(), "applied: 1 of 3 writes, 2 failed");
+        assert_eq!(
+            Tally {
+                writes: 3,
+                failed: 0
+            }
+            .line(),
+            "applied: 3 writes"
+        );
+    }
+
+    #[test]
+    fn the_plan_counts_every_line() {
+        let lines: Vec<String> = [
+            "~ ovs external_ids ovn-encap-ip=10.0.0.11 (was 10.9.9.9)",
+            "- floating IP 10.0.0.5 dev eth0",
+            "+ link br-ext (bridge, up)",
+        ]
+        .map(String::from)
+        .into();
+        assert_eq!(
+            plan_line(&lines, 0),
+            "plan: 1 to add, 1 to change, 1 to remove"
+        );
+    }
 
     #[test]
     fn durations() {

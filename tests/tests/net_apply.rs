@@ -81,7 +81,13 @@ fn reconcile_from_empty_creates_every_kind_of_object() {
     );
 
     let links = ns.ip(&["-d", "link", "show"]);
-    assert_eq!(links.matches("alias hearth:managed").count(), 5, "{links}");
+    assert_eq!(links.matches("alias hearth:managed").count(), 4, "{links}");
+    // The undeclared peer is made with its pair, up, and left alone (not marked).
+    let peer = ns.ip(&["-d", "link", "show", "veth-b"]);
+    assert!(
+        !peer.contains("hearth:managed") && peer.contains(",UP"),
+        "{peer}"
+    );
     assert!(ns.ip(&["link", "show", "veth-a"]).contains("master br-ext"));
     assert!(ns
         .ip(&["-d", "link", "show", "vx0"])
@@ -374,4 +380,102 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
     assert!(stdout.contains("dry run: nothing changed"));
     assert_eq!(ns.ip(&["-o", "link", "show"]).lines().count(), 1, "only lo");
     assert_eq!(ns.ip(&["route", "show", "table", "all", "proto", "72"]), "");
+}
+
+fn dry(ns: &NetNs, path: &str) -> (i32, String, String) {
+    let out = ns.hearth(&["net", "apply", "--dry-run", "--file", path]);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The plan lines of an apply's output (the `+`, `~` and `-` lines).
+fn plan_lines(out: &str) -> Vec<&str> {
+    out.lines()
+        .filter(|l| l.starts_with(['+', '~', '-']))
+        .collect()
+}
+
+#[test]
+fn a_missing_device_is_refused_with_field_value_and_line_also_in_a_dry_run() {
+    if !ready("a_missing_device_is_refused") {
+        return;
+    }
+    let (ns, dir) = (NetNs::new("nodev"), tempfile::tempdir().unwrap());
+    let text = "links:\n  - {name: br-ext, kind: bridge}\naddresses:\n  - {address: 192.0.2.1/24, dev: br-ext}\n  - {address: 192.0.2.2/24, dev: eth9}\n";
+    let path = file(&dir, "nodev.yaml", text);
+    for (code, out, err) in [dry(&ns, &path), apply(&ns, &path)] {
+        assert_eq!(code, 2, "{out}\n{err}");
+        assert!(
+            err.contains("addresses[1].dev: eth9: no such interface") && err.contains("(line 5)"),
+            "{err}"
+        );
+    }
+    assert_eq!(ns.ip(&["-o", "link", "show"]).lines().count(), 1, "only lo");
+}
+
+#[test]
+fn failed_writes_are_not_counted_as_applied() {
+    if !ready("failed_writes_are_not_counted") {
+        return;
+    }
+    let (ns, dir) = (NetNs::new("fail"), tempfile::tempdir().unwrap());
+    // The kernel refuses a route via a gateway that is not on the link.
+    let text = "links:\n  - {name: br-ext, kind: bridge}\naddresses:\n  - {address: 192.0.2.1/24, dev: br-ext}\n\
+                routes:\n  - {dst: 10.5.0.0/16, via: 198.18.0.1, dev: br-ext}\n";
+    let (code, out, err) = apply(&ns, &file(&dir, "fail.yaml", text));
+    assert_ne!(code, 0, "{out}\n{err}");
+    let applied = out
+        .lines()
+        .find(|l| l.starts_with("applied:"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        applied.ends_with(" writes, 1 failed") && applied.contains(" of "),
+        "{applied}"
+    );
+}
+
+#[test]
+fn floating_ip_changes_are_planned_counted_and_the_same_in_a_dry_run() {
+    if !ready("floating_ip_changes_are_counted") {
+        return;
+    }
+    let (ns, dir) = (NetNs::new("fipc"), tempfile::tempdir().unwrap());
+    let with = "links:\n  - {name: br-ext, kind: bridge}\nfloatingIPs:\n  - {address: 192.0.2.77, dev: br-ext}\n";
+    let (code, out, err) = apply(&ns, &file(&dir, "with.yaml", with));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("+ floating IP 192.0.2.77 dev br-ext"), "{out}");
+    assert!(out.contains("plan: 2 to add,"), "{out}");
+    // Withdrawing only the floating IP: a removal, and a write.
+    let without = file(
+        &dir,
+        "without.yaml",
+        "links:\n  - {name: br-ext, kind: bridge}\n",
+    );
+    let (code, out, err) = apply(&ns, &without);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains("plan: 0 to add, 0 to change, 1 to remove"),
+        "{out}"
+    );
+    assert!(out.contains("applied: 1 writes"), "{out}");
+    assert!(!ns
+        .ip(&["addr", "show", "dev", "br-ext"])
+        .contains("192.0.2.77"));
+
+    // An empty file takes the link and, with it, the floating IP on it: the dry run and the
+    // real apply list the same removals.
+    apply(&ns, &file(&dir, "with2.yaml", with));
+    let empty = file(&dir, "empty.yaml", "");
+    let (code, planned, err) = dry(&ns, &empty);
+    assert_eq!(code, 0, "{planned}\n{err}");
+    let (code, done, err) = apply(&ns, &empty);
+    assert_eq!(code, 0, "{done}\n{err}");
+    assert_eq!(plan_lines(&planned), plan_lines(&done));
+    assert!(
+        plan_lines(&done).contains(&"- floating IP 192.0.2.77 dev br-ext"),
+        "{done}"
+    );
 }

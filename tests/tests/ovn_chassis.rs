@@ -25,6 +25,8 @@ fn start(tag: &str) -> Node {
     lab.ns(ns).ip(&[
         "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p",
     ]);
+    // The encap IP must be an address of this node.
+    lab.ns(ns).ip(&["addr", "add", "10.0.0.11/32", "dev", "lo"]);
     let local = lab.ovsdb("node", VSWITCH_SCHEMA, None);
     let sb = lab.ovsdb("sb", SB_SCHEMA, None);
     let nb = lab.ovsdb("nb", NB_SCHEMA, None);
@@ -51,10 +53,14 @@ fn file(n: &Node, mappings: bool) -> String {
 fn apply(n: &Node, text: &str) -> String {
     let path = n.lab.dir().join("net.yaml");
     std::fs::write(&path, text).unwrap();
-    let out = n
-        .lab
-        .ns(n.ns)
-        .hearth(&["net", "apply", "--file", path.to_str().unwrap()]);
+    let out = n.lab.ns(n.ns).hearth(&[
+        "net",
+        "apply",
+        "--file",
+        path.to_str().unwrap(),
+        "--ovsdb",
+        &n.local,
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -135,7 +141,7 @@ fn fresh_database_reads_back_and_foreign_state_is_kept() {
     );
     // ovn-controller may have made br-int first (as `system`): Hearth adopts it by name.
     assert!(
-        plan.contains("ovs bridge br-int datapath_type=netdev"),
+        plan.contains("~ ovs bridge br-int: datapath_type system -> netdev"),
         "{plan}"
     );
 
@@ -275,7 +281,18 @@ fn restarts_converge_without_duplicates() {
     vsctl(&n, &["del-port", "br-int", "ovn0"]);
     let plan = apply(&n, &text);
     assert!(
-        plan.contains("ovn-encap-ip=10.0.0.11") && plan.contains("+ ovs port ovn0 on br-int"),
+        plan.contains("ovn-encap-ip=10.0.0.11 (was 10.9.9.9)")
+            && plan.contains("+ ovs port ovn0 on br-int")
+            && plan.contains("plan: 1 to add, 1 to change, 0 to remove"),
+        "{plan}"
+    );
+    // A changed MTU: the plan line says what changes, and the change is counted.
+    vsctl(&n, &["set", "Interface", "ovn0", "mtu_request=1500"]);
+    let plan = apply(&n, &text);
+    assert!(
+        plan.contains("~ ovs interface ovn0: mtu 1500 -> 1400")
+            && plan.contains("plan: 0 to add, 1 to change, 0 to remove")
+            && plan.contains("applied: 1 writes"),
         "{plan}"
     );
     apply(&n, &text);
@@ -392,6 +409,154 @@ fn running_agent_converges_and_repairs() {
                     .stdout
             ),
             n.lab.log("controller"),
+        );
+        std::panic::resume_unwind(e);
+    }
+}
+
+/// Removing the `ovn:` section removes what Hearth made for it (its bridges, ovn0 and the
+/// external_ids it set) and nothing else; a wrong encapIP is refused before anything changes.
+#[test]
+fn removing_the_section_removes_what_hearth_made() {
+    if !ready() {
+        return;
+    }
+    let n = start("ovn-rm");
+    vsctl(&n, &["init"]);
+    vsctl(
+        &n,
+        &[
+            "add-br",
+            "br-foreign",
+            "--",
+            "set",
+            "Bridge",
+            "br-foreign",
+            "datapath_type=netdev",
+        ],
+    );
+    vsctl(
+        &n,
+        &["set", "Open_vSwitch", ".", "external_ids:foreign-key=keep"],
+    );
+    // An encap IP that is not this node's names the field, the value and the line.
+    let path = n.lab.dir().join("net.yaml");
+    std::fs::write(&path, file(&n, true).replace("10.0.0.11", "10.0.0.99")).unwrap();
+    let out = n.lab.ns(n.ns).hearth(&[
+        "net",
+        "apply",
+        "--dry-run",
+        "--file",
+        path.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("ovn.encapIP: 10.0.0.99: not an address of this node")
+            && err.contains("(line 7)"),
+        "{err}"
+    );
+
+    apply(&n, &file(&n, true));
+    assert_eq!(vsctl(&n, &["list-br"]), "br-ext\nbr-foreign\nbr-int");
+    let plan = apply(&n, "");
+    for line in [
+        "- ovs bridge br-ext",
+        "- ovs bridge br-int",
+        "-ovn-encap-ip (was 10.0.0.11)",
+    ] {
+        assert!(plan.contains(line), "{line} in\n{plan}");
+    }
+    assert_eq!(vsctl(&n, &["list-br"]), "br-foreign");
+    let ids = vsctl(&n, &["get", "Open_vSwitch", ".", "external_ids"]);
+    for gone in [
+        "system-id",
+        "ovn-remote",
+        "ovn-encap-ip",
+        "hearth-keys",
+        "ovn-bridge-mappings",
+    ] {
+        assert!(!ids.contains(gone), "{gone} in {ids}");
+    }
+    assert!(ids.contains("foreign-key=keep"), "{ids}");
+    assert_eq!(n.lab.ns(n.ns).ip(&["route", "show", "proto", "72"]), "");
+    let again = apply(&n, "");
+    assert!(!again.contains("ovs "), "{again}");
+}
+
+/// `hearth net run` repairs OVSDB drift when the monitor's update arrives (the resync is a
+/// minute away), and removes what it made when the section goes from the file.
+#[test]
+fn running_agent_repairs_ovsdb_drift_at_once_and_cleans_up_a_removed_section() {
+    if !ready() {
+        return;
+    }
+    let mut n = start("ovn-w");
+    vsctl(&n, &["init"]);
+    let path = n.lab.dir().join("net.yaml");
+    std::fs::write(&path, file(&n, true)).unwrap();
+    let log = n.lab.dir().join("agent.log");
+    let mut agent = n.lab.ns(n.ns).spawn_hearth(
+        &[
+            "net",
+            "run",
+            "--file",
+            path.to_str().unwrap(),
+            "--resync-interval",
+            "60s",
+        ],
+        &log,
+    );
+    let encap = |n: &Node| {
+        let ids = vsctl(n, &["get", "Open_vSwitch", ".", "external_ids"]);
+        ids.split(", ")
+            .find_map(|kv| kv.trim_matches(['{', '}']).strip_prefix("ovn-encap-ip="))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        n.lab
+            .wait_until("the agent configures the chassis", 20, || {
+                encap(&n).trim_matches('"') == "10.0.0.11"
+            });
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        vsctl(
+            &n,
+            &[
+                "set",
+                "Open_vSwitch",
+                ".",
+                "external_ids:ovn-encap-ip=10.9.9.9",
+            ],
+        );
+        let t0 = std::time::Instant::now();
+        n.lab.wait_until("the drifted encap IP is repaired", 5, || {
+            encap(&n).trim_matches('"') == "10.0.0.11"
+        });
+        println!(
+            "BENCH ovn-encap-ip drift repaired by the monitor in {:?}",
+            t0.elapsed()
+        );
+        std::fs::write(&path, "").unwrap();
+        n.lab
+            .wait_until("the removed section's bridges are gone", 10, || {
+                vsctl(&n, &["list-br"]).is_empty()
+            });
+        let ids = vsctl(&n, &["get", "Open_vSwitch", ".", "external_ids"]);
+        assert!(!ids.contains("ovn-encap-ip"), "{ids}");
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            text.contains("Hearth's OVS configuration removed"),
+            "{text}"
+        );
+    }));
+    let _ = agent.kill(); // the PID this test started
+    let _ = agent.wait();
+    n.local.clear();
+    if let Err(e) = result {
+        eprintln!(
+            "agent log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
         );
         std::panic::resume_unwind(e);
     }

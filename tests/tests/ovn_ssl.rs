@@ -233,6 +233,7 @@ fn net_apply_configures_the_chassis_over_ssl() {
     }
     let mut lab = OvsLab::new();
     let ns = lab.netns("ovn-ssl");
+    lab.ns(ns).ip(&["addr", "add", "10.0.0.11/32", "dev", "lo"]); // the encap IP is this node's
     let ours = Pki::new(lab.dir(), "ours");
     // In the namespace: `hearth net apply` runs there and reaches its loopback.
     let (unix, ssl) = lab.ovsdb_ssl(

@@ -1,7 +1,9 @@
 //! The long-running reconciler of one network namespace: a pass at start, then a pass after
 //! every relevant netlink event (settled for a few milliseconds), on a periodic resync, when
 //! a desired sysctl drifts, and when the file changes (mtime, or SIGHUP). Failed passes
-//! retry with exponential backoff. Each pass also syncs the floating-IP announcer, and its
+//! retry with exponential backoff. With an `ovn:` section, a change of the local Open_vSwitch
+//! database (its monitor's update) starts a pass too; when the section goes, what Hearth
+//! created in that database is removed. Each pass also syncs the floating-IP announcer, and its
 //! outcome goes to [`Options::progress`] for readiness. It stops on SIGTERM or SIGINT and
 //! leaves everything in place, so a restart does not flap the node.
 
@@ -21,6 +23,7 @@ use super::progress::{NetProgress, NetState};
 use super::render::render;
 use super::spec::{self, SpecError};
 use super::sysctl::{ProcSys, Sysctls};
+use crate::ovn::watch::Watch;
 use crate::ovn::OvnSpec;
 
 /// Why the controller could not start.
@@ -167,13 +170,43 @@ async fn run_loop(path: PathBuf, first: Loaded, opts: Options) -> Result<(), Con
     let mut backoff = Duration::ZERO;
     let mut warned = Warned::default();
     tracing::info!(file = %path.display(), "network reconciler started");
+    // The database of an `ovn:` section that was removed (or moved): what Hearth created
+    // there goes at the next pass.
+    let mut gone: Option<OvnSpec> = None;
+    let mut watch: Option<Watch> = None;
     loop {
+        if let Some(g) = &gone {
+            match crate::ovn::apply::remove(&g.ovsdb, g.tls().ok().flatten(), false).await {
+                Ok(o) if o.failed.is_none() => gone = None,
+                Ok(o) => tracing::warn!("{}", o.failed.map(|e| e.to_string()).unwrap_or_default()),
+                Err(e) => tracing::warn!("removing the OVN configuration of the old section: {e}"),
+            }
+        }
+        if ovn.is_none() {
+            watch = None;
+        } else if let (None, Some(o)) = (&watch, &ovn) {
+            match Watch::start(o).await {
+                Ok(w) => watch = Some(w),
+                Err(e) => tracing::debug!("not following the local OVSDB yet: {e}"),
+            }
+        }
         let ovn_failed = match &ovn {
-            Some(o) => crate::ovn::apply::node_pass(o, false, Duration::ZERO)
+            Some(o) => match crate::ovn::apply::node_pass(o, false, Duration::ZERO)
                 .instrument(tracing::info_span!("ovn", system_id = %o.system_id))
                 .await
-                .map_err(|e| tracing::warn!("{e}"))
-                .is_err(),
+            {
+                Ok(out) => match out.failed {
+                    Some(e) => {
+                        tracing::warn!("{e}");
+                        true
+                    }
+                    None => false,
+                },
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    true
+                }
+            },
             None => false,
         };
         let (failures, conflicts) = pass(&*netlink, &sysctls, &announcer, &desired)
@@ -210,16 +243,24 @@ async fn run_loop(path: PathBuf, first: Loaded, opts: Options) -> Result<(), Con
                     break;
                 }
                 () = &mut deadline => break,
+                up = crate::ovn::watch::next(&mut watch) => {
+                    if up.is_none() {
+                        watch = None; // started again at the next pass
+                    }
+                    tracing::debug!("local OVSDB changed");
+                    tokio::time::sleep(opts.settle).await;
+                    break;
+                }
                 _ = poll.tick() => {
                     if mtime(&path) != stamp {
                         stamp = mtime(&path);
-                        if reload(&path, &mut desired, &mut ovn) { break; }
+                        if reload(&path, &mut desired, &mut ovn, &mut gone, &mut watch) { break; }
                     }
                     if sysctl_drift(&desired, &sysctls) { break; }
                 }
                 _ = hup.recv() => {
                     stamp = mtime(&path);
-                    if reload(&path, &mut desired, &mut ovn) { break; }
+                    if reload(&path, &mut desired, &mut ovn, &mut gone, &mut watch) { break; }
                 }
                 _ = term.recv() => return Ok(()),
                 _ = int.recv() => return Ok(()),
@@ -255,12 +296,25 @@ impl Warned {
     }
 }
 
-fn reload(path: &Path, desired: &mut Desired, ovn: &mut Option<OvnSpec>) -> bool {
+fn reload(
+    path: &Path,
+    desired: &mut Desired,
+    ovn: &mut Option<OvnSpec>,
+    gone: &mut Option<OvnSpec>,
+    watch: &mut Option<Watch>,
+) -> bool {
     match load(path) {
         Ok(l) => {
             tracing::info!(file = %path.display(), "network file reloaded");
             *desired = l.desired;
-            *ovn = l.ovn;
+            let old = std::mem::replace(ovn, l.ovn);
+            if let Some(old) = old {
+                if ovn.as_ref().is_none_or(|n| n.ovsdb != old.ovsdb) {
+                    tracing::info!(ovsdb = %old.ovsdb, "the ovn: section is gone: removing Hearth's OVS configuration there");
+                    *gone = Some(old);
+                }
+                *watch = None; // follows the new section's database, if any
+            }
             true
         }
         Err(e) => {

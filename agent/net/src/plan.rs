@@ -176,6 +176,10 @@ pub struct Plan {
     pub actions: Vec<Action>,
     /// Desired objects blocked by foreign ones.
     pub conflicts: Vec<Conflict>,
+    /// Veth peers the file declares, made with their pair by a [`Action::CreateLink`] or
+    /// [`Action::RecreateLink`] of the other end: marked as Hearth's when made (an undeclared
+    /// peer is not).
+    pub declared_peers: Vec<String>,
 }
 
 impl Plan {

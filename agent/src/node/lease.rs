@@ -207,6 +207,13 @@ pub async fn run<N, F>(
                 dev: l.dev.clone(),
             })
             .collect();
+        if deadline.is_none() && !before.is_empty() {
+            // The cause, once; each address then gets its own `floating IP withdrawn` line.
+            tracing::warn!(
+                count = before.len(),
+                "lease not valid: withdrawing the leased floating IPs"
+            );
+        }
         let errors = announcer.sync(&ips).await;
         for e in &errors {
             tracing::warn!("{e}");
@@ -225,12 +232,7 @@ pub async fn run<N, F>(
             .filter(|l| !before.contains(&l.address))
             .map(|l| l.name.clone())
             .collect();
-        if deadline.is_none() && !before.is_empty() {
-            tracing::warn!(
-                count = before.len(),
-                "lease not valid: floating IPs withdrawn"
-            );
-        }
+
         holder.set_held(held, deadline, &fresh);
         let resync = tokio::time::sleep(if errors.is_empty() {
             RESYNC

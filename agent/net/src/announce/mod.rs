@@ -23,6 +23,7 @@ use std::time::Duration;
 pub use error::AnnounceError;
 pub use packet::{Frames, PacketSocket, ETH_P_ARP, ETH_P_IPV6};
 pub use responder::{Gate, Responder};
+pub use sync::{plan, FipChange};
 
 use super::model::{Address, AnnouncedIp, Mac, Prefix};
 use super::netlink::{Netlink, Op, Owner, Seen, SeenLink};
@@ -327,17 +328,26 @@ impl<N: Netlink + 'static, F: Frames + 'static> Announcer<N, F> {
                 })
             })
             .collect();
+        let mut removed = false;
         for r in self.netlink.write(ops).await {
-            if let Err(e) = r {
-                if !matches!(
-                    e.errno(),
-                    Some(libc::EADDRNOTAVAIL | libc::ENODEV | libc::ENOENT)
-                ) {
-                    return Err(AnnounceError::RemoveAddress { ip, source: e });
-                }
+            match r {
+                Ok(()) => removed = true,
+                Err(e)
+                    if matches!(
+                        e.errno(),
+                        Some(libc::EADDRNOTAVAIL | libc::ENODEV | libc::ENOENT)
+                    ) => {}
+                Err(e) => return Err(AnnounceError::RemoveAddress { ip, source: e }),
             }
         }
-        tracing::info!(%ip, "floating IP withdrawn");
+        // One line per withdrawal: by the announcer that was announcing it. An address this
+        // announcer did not announce (a previous run's, or the fence guard's sweep) that it
+        // removed gets its own line; one already gone gets none.
+        if entry.is_some() {
+            tracing::info!(%ip, "floating IP withdrawn");
+        } else if removed {
+            tracing::info!(%ip, "floating IP address left behind removed");
+        }
         Ok(())
     }
 }

@@ -6,8 +6,8 @@
 use std::net::IpAddr;
 
 use super::{resolve, AnnounceError, Announcer, Frames};
-use crate::model::AnnouncedIp;
-use crate::netlink::{Netlink, Op};
+use crate::model::{Address, AnnouncedIp};
+use crate::netlink::{Netlink, Op, Owner, Seen};
 
 impl<N: Netlink + 'static, F: Frames + 'static> Announcer<N, F> {
     /// Makes the announced set exactly `wanted`: announces what is missing (or whose address
@@ -84,5 +84,95 @@ impl<N: Netlink + 'static, F: Frames + 'static> Announcer<N, F> {
             }
         }
         errors
+    }
+}
+
+/// One change [`Announcer::sync`] makes to the file's floating IPs, as `hearth net apply`
+/// prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FipChange {
+    /// Add and announce the address.
+    Announce(AnnouncedIp),
+    /// Withdraw an address of the announcer's that is no longer wanted.
+    Withdraw(AnnouncedIp),
+}
+
+impl std::fmt::Display for FipChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Announce(a) => write!(f, "+ floating IP {} dev {}", a.address, a.dev),
+            Self::Withdraw(a) => write!(f, "- floating IP {} dev {}", a.address, a.dev),
+        }
+    }
+}
+
+/// The address changes that take the addresses of `owner` in `have` to `wanted` (the plan of
+/// [`Announcer::sync`] without a responder, from one observation). Pure.
+pub fn plan(wanted: &[AnnouncedIp], have: &[Seen<Address>], owner: Owner) -> Vec<FipChange> {
+    let mine: Vec<AnnouncedIp> = have
+        .iter()
+        .filter(|a| a.owner == owner)
+        .map(|a| AnnouncedIp {
+            address: a.item.prefix.addr,
+            dev: a.item.dev.clone(),
+        })
+        .collect();
+    let mut out: Vec<FipChange> = wanted
+        .iter()
+        .filter(|w| !mine.contains(w))
+        .cloned()
+        .map(FipChange::Announce)
+        .collect();
+    out.extend(
+        mine.into_iter()
+            .filter(|m| !wanted.contains(m))
+            .map(FipChange::Withdraw),
+    );
+    out
+}
+
+#[cfg(test)]
+mod plan_tests {
+    use super::{plan, FipChange};
+    use crate::model::{Address, AnnouncedIp, Prefix};
+    use crate::netlink::{Owner, Seen};
+
+    fn ip(a: &str, dev: &str) -> AnnouncedIp {
+        AnnouncedIp {
+            address: a.parse().unwrap(),
+            dev: dev.into(),
+        }
+    }
+
+    fn seen(a: &str, dev: &str, owner: Owner) -> Seen<Address> {
+        let addr = a.parse().unwrap();
+        Seen {
+            item: Address {
+                dev: dev.into(),
+                prefix: Prefix {
+                    addr,
+                    len: Prefix::max_len(addr),
+                },
+                nodad: false,
+            },
+            owner,
+        }
+    }
+
+    #[test]
+    fn adds_the_missing_withdraws_the_unwanted_and_ignores_other_owners() {
+        let have = [
+            seen("10.0.0.1", "eth0", Owner::Floating),
+            seen("10.0.0.2", "eth0", Owner::Floating),
+            seen("10.0.0.3", "eth0", Owner::Foreign),
+        ];
+        let wanted = [ip("10.0.0.1", "eth0"), ip("10.0.0.4", "eth0")];
+        assert_eq!(
+            plan(&wanted, &have, Owner::Floating),
+            vec![
+                FipChange::Announce(ip("10.0.0.4", "eth0")),
+                FipChange::Withdraw(ip("10.0.0.2", "eth0")),
+            ]
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! The link phase of an apply: delete links that must be recreated, create links in rounds
 //! (a link whose master, underlay or parent is being created waits for the next round), mark
-//! each new link (and veth peer) with Hearth's ifalias, change owned links in place, and at
+//! each new link with Hearth's ifalias (an undeclared veth peer is set up, not marked), change owned links in place, and at
 //! the very end delete owned links the file no longer has.
 
 use super::{index_of, send, ApplyError, Indexes, Report};
@@ -98,13 +98,15 @@ pub(super) async fn apply<N: Netlink + ?Sized>(
             if !ok {
                 continue;
             }
-            let mut names = vec![l.name.clone()];
+            let mut names = vec![(l.name.clone(), true)];
             let mut up = None;
             if let LinkKind::Veth { peer } = &l.kind {
-                names.push(peer.clone());
+                // An undeclared peer comes up with the pair and is then left alone: not
+                // marked, so never Hearth's to change or delete (it goes with its other end).
+                names.push((peer.clone(), plan.declared_peers.contains(peer)));
                 up = l.up.then_some(true);
             }
-            for name in names {
+            for (name, mark) in names.into_iter().filter(|(_, m)| *m || up.is_some()) {
                 marks.push(Op::SetLink {
                     index: 0,
                     name,
@@ -112,7 +114,7 @@ pub(super) async fn apply<N: Netlink + ?Sized>(
                     up,
                     master: None,
                     mac: None,
-                    alias: Some(LINK_ALIAS.to_owned()),
+                    alias: mark.then(|| LINK_ALIAS.to_owned()),
                 });
             }
         }

@@ -46,6 +46,17 @@ pub struct Report {
     pub failures: Vec<ApplyError>,
 }
 
+impl Report {
+    /// The writes sent that failed (a step not sent, like one on a missing device, is a
+    /// failure but not a write).
+    pub fn failed_writes(&self) -> usize {
+        self.failures
+            .iter()
+            .filter(|f| matches!(f, ApplyError::Write(_) | ApplyError::Sysctl(_)))
+            .count()
+    }
+}
+
 /// The outcome of [`converge`]: the plan of the first pass and what was done.
 #[derive(Debug)]
 pub struct Outcome {

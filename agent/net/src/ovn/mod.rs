@@ -10,7 +10,8 @@
 //! Flow: [`crate::spec`] parses the section with the rest of the file ([`OvnSpec`]), [`render`]
 //! builds [`render::Desired`] (pure), [`reconcile`] diffs it
 //! with what [`crate::ovsdb::tables::read`] observed and turns the difference into one OVSDB
-//! transaction. [`cilium`] checks the MTU and sysctls, [`health`] reports the chassis state.
+//! transaction. [`cilium`] checks the MTU and sysctls, [`health`] reports the chassis state,
+//! [`watch`] follows the database so that drift is repaired when it happens.
 
 pub mod apply;
 pub mod cilium;
@@ -19,6 +20,7 @@ pub mod nb;
 pub mod netfile;
 pub mod reconcile;
 pub mod render;
+pub mod watch;
 
 pub use crate::spec::{JoinSpec, OvnSpec, TlsSpec};
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::render::{Desired, DesiredBridge, DesiredPort, OWNED_KEYS};
+use super::render::{Desired, DesiredBridge, DesiredPort, KEYS_KEY, OWNED_KEYS};
 use super::MANAGED_KEY;
 use crate::ovsdb::datum::{insert, map, mutate, named_uuid, set, update, uuid};
 use crate::ovsdb::tables::{Interface, OvsState};
@@ -23,6 +23,8 @@ pub enum Action {
         set: BTreeMap<String, String>,
         /// Owned keys to remove.
         remove: Vec<String>,
+        /// The values the changed and removed keys had.
+        was: BTreeMap<String, String>,
     },
     /// Create a bridge with its ports.
     CreateBridge(DesiredBridge),
@@ -32,6 +34,8 @@ pub enum Action {
         uuid: String,
         /// The bridge name.
         bridge: String,
+        /// The type it has (`system` when empty).
+        from: String,
         /// The new type.
         datapath_type: String,
     },
@@ -50,6 +54,8 @@ pub enum Action {
         uuid: String,
         /// The desired port.
         port: DesiredPort,
+        /// What changes, as the plan prints it (`mtu 1400 -> 1500`).
+        changes: Vec<String>,
     },
     /// Remove a Hearth-managed port from a bridge.
     RemovePort {
@@ -73,15 +79,46 @@ fn managed(ids: &BTreeMap<String, String>) -> bool {
     ids.get(MANAGED_KEY).map(String::as_str) == Some("true")
 }
 
-fn iface_differs(have: &Interface, want: &DesiredPort) -> bool {
-    have.kind != want.kind
-        || (want.mac.is_some() && have.mac != want.mac)
-        || (want.mtu.is_some() && have.mtu_request != want.mtu)
-        || want
-            .external_ids
-            .iter()
-            .any(|(k, v)| have.external_ids.get(k) != Some(v))
-        || !managed(&have.external_ids)
+/// What differs between an interface and the port Hearth wants, as the plan prints it (empty
+/// when nothing does).
+fn iface_changes(have: &Interface, want: &DesiredPort) -> Vec<String> {
+    let show = |v: Option<String>| v.unwrap_or_else(|| "none".into());
+    let mut out = Vec::new();
+    if have.kind != want.kind {
+        let kind = |k: &str| {
+            if k.is_empty() {
+                "system".to_owned()
+            } else {
+                k.to_owned()
+            }
+        };
+        out.push(format!("type {} -> {}", kind(&have.kind), kind(&want.kind)));
+    }
+    if want.mac.is_some() && have.mac != want.mac {
+        out.push(format!(
+            "mac {} -> {}",
+            show(have.mac.clone()),
+            show(want.mac.clone())
+        ));
+    }
+    if want.mtu.is_some() && have.mtu_request != want.mtu {
+        let mtu = |m: Option<i64>| show(m.map(|m| m.to_string()));
+        out.push(format!(
+            "mtu {} -> {}",
+            mtu(have.mtu_request),
+            mtu(want.mtu)
+        ));
+    }
+    for (k, v) in &want.external_ids {
+        if have.external_ids.get(k) != Some(v) {
+            let old = show(have.external_ids.get(k).cloned());
+            out.push(format!("external_ids:{k} {old} -> {v}"));
+        }
+    }
+    if !managed(&have.external_ids) {
+        out.push(format!("marked {MANAGED_KEY}"));
+    }
+    out
 }
 
 /// Diffs the desired state against the observed one.
@@ -100,11 +137,17 @@ pub fn reconcile(desired: &Desired, observed: &OvsState) -> Vec<Action> {
         .collect();
     let remove: Vec<String> = OWNED_KEYS
         .iter()
+        .chain([&KEYS_KEY])
         .filter(|k| have_ids.contains_key(**k) && !desired.external_ids.contains_key(**k))
         .map(|k| (*k).to_owned())
         .collect();
     if !set.is_empty() || !remove.is_empty() {
-        out.push(Action::SetExternalIds { set, remove });
+        let was = set
+            .keys()
+            .chain(&remove)
+            .filter_map(|k| Some((k.clone(), have_ids.get(k)?.clone())))
+            .collect();
+        out.push(Action::SetExternalIds { set, remove, was });
     }
 
     let port_by_uuid = |u: &str| observed.ports.iter().find(|p| p.uuid == u);
@@ -122,6 +165,7 @@ pub fn reconcile(desired: &Desired, observed: &OvsState) -> Vec<Action> {
             out.push(Action::SetDatapathType {
                 uuid: br.uuid.clone(),
                 bridge: br.name.clone(),
+                from: have_dp.to_owned(),
                 datapath_type: want.datapath_type.clone(),
             });
         }
@@ -143,11 +187,15 @@ pub fn reconcile(desired: &Desired, observed: &OvsState) -> Vec<Action> {
                         .iter()
                         .filter_map(|u| observed.interfaces.iter().find(|i| &i.uuid == u))
                         .find(|i| i.name == wp.name);
-                    if let Some(i) = iface.filter(|i| iface_differs(i, wp)) {
-                        out.push(Action::UpdateInterface {
-                            uuid: i.uuid.clone(),
-                            port: wp.clone(),
-                        });
+                    if let Some(i) = iface {
+                        let changes = iface_changes(i, wp);
+                        if !changes.is_empty() {
+                            out.push(Action::UpdateInterface {
+                                uuid: i.uuid.clone(),
+                                port: wp.clone(),
+                                changes,
+                            });
+                        }
                     }
                 }
             }
@@ -193,6 +241,59 @@ pub fn reconcile(desired: &Desired, observed: &OvsState) -> Vec<Action> {
     out
 }
 
+/// What removing the `ovn:` section takes away: the external_ids keys Hearth set (those its
+/// [`KEYS_KEY`] lists, and that key), every bridge marked [`MANAGED_KEY`], and the marked
+/// ports on the bridges it did not create (like `ovn0` on an integration bridge that
+/// ovn-controller made). Nothing else: a key Hearth owns but never set stays.
+pub fn cleanup(observed: &OvsState) -> Vec<Action> {
+    let mut out = Vec::new();
+    let have_ids = observed
+        .root
+        .as_ref()
+        .map(|r| r.external_ids.clone())
+        .unwrap_or_default();
+    if let Some(list) = have_ids.get(KEYS_KEY) {
+        let mut remove: Vec<String> = list
+            .split(',')
+            .filter(|k| OWNED_KEYS.contains(k) && have_ids.contains_key(*k))
+            .map(str::to_owned)
+            .collect();
+        remove.push(KEYS_KEY.to_owned());
+        let was = remove
+            .iter()
+            .filter_map(|k| Some((k.clone(), have_ids.get(k)?.clone())))
+            .collect();
+        out.push(Action::SetExternalIds {
+            set: BTreeMap::new(),
+            remove,
+            was,
+        });
+    }
+    for br in &observed.bridges {
+        if managed(&br.external_ids) {
+            out.push(Action::RemoveBridge {
+                uuid: br.uuid.clone(),
+                name: br.name.clone(),
+            });
+            continue;
+        }
+        for p in br
+            .ports
+            .iter()
+            .filter_map(|u| observed.ports.iter().find(|p| &p.uuid == u))
+        {
+            if managed(&p.external_ids) {
+                out.push(Action::RemovePort {
+                    bridge_uuid: br.uuid.clone(),
+                    port_uuid: p.uuid.clone(),
+                    name: p.name.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
 fn marker() -> BTreeMap<String, String> {
     [(MANAGED_KEY.to_owned(), "true".to_owned())].into()
 }
@@ -227,7 +328,7 @@ pub fn to_ops(root_uuid: &str, actions: &[Action]) -> Vec<Value> {
     let mut n = 0;
     for a in actions {
         match a {
-            Action::SetExternalIds { set: s, remove } => {
+            Action::SetExternalIds { set: s, remove, .. } => {
                 let keys: Vec<Value> = s.keys().chain(remove).map(|k| json!(k)).collect();
                 ops.push(mutate(
                     "Open_vSwitch",
@@ -271,7 +372,7 @@ pub fn to_ops(root_uuid: &str, actions: &[Action]) -> Vec<Value> {
                     vec![json!(["ports", "insert", set(vec![named_uuid(&p)])])],
                 ));
             }
-            Action::UpdateInterface { uuid: u, port } => {
+            Action::UpdateInterface { uuid: u, port, .. } => {
                 let mut row = json!({"type": port.kind});
                 if let Some(m) = &port.mac {
                     row["mac"] = json!(m);

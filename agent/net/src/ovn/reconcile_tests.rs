@@ -1,5 +1,5 @@
 use super::*;
-use crate::ovn::render::render;
+use crate::ovn::render::{render, KEYS_KEY};
 use crate::ovsdb::tables::{Bridge, OpenVswitch, Port};
 
 fn example() -> Desired {
@@ -119,12 +119,23 @@ fn drift_is_repaired_key_by_key() {
         a[0],
         Action::SetExternalIds {
             set: ids(&[("ovn-encap-ip", "10.0.0.11")]),
-            remove: vec!["hostname".into()]
+            remove: vec!["hostname".into()],
+            was: ids(&[("ovn-encap-ip", "10.9.9.9"), ("hostname", "old")]),
         }
     );
     assert!(matches!(&a[1], Action::SetDatapathType { bridge, .. } if bridge == "br-int"));
     assert!(matches!(&a[2], Action::UpdateInterface { port, .. } if port.name == "ovn0"));
     assert_eq!(a.len(), 3);
+    // The plan says what changes, from what to what.
+    let lines: Vec<String> = a.iter().map(crate::ovn::apply::describe).collect();
+    assert_eq!(
+        lines,
+        [
+            "~ ovs external_ids ovn-encap-ip=10.0.0.11 (was 10.9.9.9) -hostname (was old)",
+            "~ ovs bridge br-int: datapath_type system -> netdev",
+            "~ ovs interface ovn0: mtu 1500 -> 1400",
+        ]
+    );
     let ops = to_ops("root", &a);
     let m = &ops[0]["mutations"];
     assert_eq!(m[0][1], "delete");
@@ -151,4 +162,31 @@ fn only_managed_rows_are_removed() {
         })
         .collect();
     assert_eq!(names, ["ovn0", "br-ext"], "br-foreign stays");
+}
+
+#[test]
+fn cleanup_removes_what_hearth_set_and_made_and_nothing_else() {
+    let d = example();
+    let mut s = converged(&d);
+    let root = s.root.as_mut().unwrap();
+    root.external_ids
+        .insert(KEYS_KEY.into(), "system-id,ovn-encap-ip".into());
+    // hostname is an owned key Hearth did not set here (not in its list): it stays.
+    root.external_ids.insert("hostname".into(), "theirs".into());
+    // br-int was made by ovn-controller: it stays, Hearth's ovn0 port on it goes.
+    s.bridges[0].external_ids.clear();
+    s.ports[0].external_ids.clear(); // its local port, which Hearth did not insert
+    let a = cleanup(&s);
+    let lines: Vec<String> = a.iter().map(crate::ovn::apply::describe).collect();
+    assert_eq!(
+        lines,
+        [
+            "- ovs external_ids -system-id (was node-a) -ovn-encap-ip (was 10.0.0.11) \
+             -hearth-keys (was system-id,ovn-encap-ip)",
+            "- ovs port ovn0",
+            "- ovs bridge br-ext",
+        ],
+        "br-foreign, foreign keys and hostname stay"
+    );
+    assert!(cleanup(&OvsState::default()).is_empty());
 }

@@ -20,6 +20,10 @@ pub const OWNED_KEYS: [&str; 10] = [
     "ovn-monitor-all",
 ];
 
+/// The Open_vSwitch external_ids key in which Hearth lists the [`OWNED_KEYS`] it set
+/// (comma-separated), so that removing the `ovn:` section removes those and no other.
+pub const KEYS_KEY: &str = "hearth-keys";
+
 /// The desired state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Desired {
@@ -98,6 +102,9 @@ pub fn render(s: &OvnSpec) -> Desired {
         s.openflow_probe_interval.to_string(),
     );
     put("ovn-monitor-all", s.monitor_all.to_string());
+    let set: Vec<&str> = ids.keys().map(String::as_str).collect();
+    let list = set.join(",");
+    ids.insert(KEYS_KEY.to_owned(), list);
 
     let mut int_ports = vec![DesiredPort::local(&s.integration_bridge)];
     if let Some(j) = &s.join {
@@ -174,7 +181,9 @@ serviceCIDRs: [10.96.0.0/12]
             .collect();
         assert_eq!(
             ids.join(" "),
-            "ovn-bridge-mappings=physnet1:br-ext ovn-encap-csum=true ovn-encap-ip=10.0.0.11 \
+            "hearth-keys=ovn-bridge-mappings,ovn-encap-csum,ovn-encap-ip,ovn-encap-type,\
+             ovn-monitor-all,ovn-openflow-probe-interval,ovn-remote,ovn-remote-probe-interval,\
+             system-id ovn-bridge-mappings=physnet1:br-ext ovn-encap-csum=true ovn-encap-ip=10.0.0.11 \
              ovn-encap-type=geneve ovn-monitor-all=false ovn-openflow-probe-interval=180 \
              ovn-remote=tcp:10.0.0.1:6642 ovn-remote-probe-interval=10000 system-id=node-a"
         );

@@ -21,6 +21,13 @@ pub(super) fn plan(plan: &mut Plan, desired: &[Link], seen: &[SeenLink]) {
         seen.iter().map(|s| (s.link.name.as_str(), s)).collect();
     let mut made_by_pair: HashSet<&str> = HashSet::new();
     for want in desired {
+        if let LinkKind::Veth { peer } = &want.kind {
+            if desired.iter().any(|l| l.name == *peer && !l.implied)
+                && !by_name.contains_key(peer.as_str())
+            {
+                plan.declared_peers.push(peer.clone());
+            }
+        }
         match by_name.get(want.name.as_str()) {
             None if want.implied || made_by_pair.contains(want.name.as_str()) => {}
             None => {
@@ -47,6 +54,8 @@ pub(super) fn plan(plan: &mut Plan, desired: &[Link], seen: &[SeenLink]) {
                 }
                 plan.actions.push(Action::CreateLink(want.clone()));
             }
+            // An undeclared veth peer is left alone once it exists (see apply::links).
+            Some(_) if want.implied => {}
             Some(s) if !s.owned => plan.conflict(
                 want,
                 format!(

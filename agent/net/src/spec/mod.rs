@@ -3,6 +3,8 @@
 //!
 //! The keys of the contract in DESIGN.md are fixed here; new keys may be added.
 
+pub mod host;
+pub mod locate;
 mod ovn;
 mod scalars;
 mod validate;
@@ -42,6 +44,24 @@ pub enum SpecError {
     },
 }
 
+impl SpecError {
+    /// The error with the line of its field in `text` (`(line N)`), when it has a field and
+    /// the field can be found.
+    #[must_use]
+    pub fn at_line(self, text: &str) -> Self {
+        match self {
+            Self::Validate { field, message } => {
+                let message = match locate::line_of(text, &field) {
+                    Some(n) => format!("{message} (line {n})"),
+                    None => message,
+                };
+                Self::Validate { field, message }
+            }
+            other => other,
+        }
+    }
+}
+
 /// Reads and checks a node network file.
 pub fn load(path: &Path) -> Result<NetworkFile, SpecError> {
     let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
@@ -56,9 +76,9 @@ pub fn parse(text: &str) -> Result<NetworkFile, SpecError> {
     let file: Option<NetworkFile> =
         serde_yaml_ng::from_str(text).map_err(|e| SpecError::Parse(e.to_string()))?;
     let file = file.unwrap_or_default();
-    validate::check(&file)?;
+    validate::check(&file).map_err(|e| e.at_line(text))?;
     if let Some(o) = &file.ovn {
-        o.check()?;
+        o.check().map_err(|e| e.at_line(text))?;
     }
     Ok(file)
 }

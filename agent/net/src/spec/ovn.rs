@@ -30,7 +30,7 @@ pub struct OvnSpec {
     #[serde(default = "default_encap")]
     pub encap_type: String,
     /// external_ids:ovn-encap-ip.
-    #[serde(rename = "encapIP")]
+    #[serde(rename = "encapIP", deserialize_with = "super::scalars::ip")]
     pub encap_ip: IpAddr,
     /// external_ids:ovn-bridge-mappings, physical network -> provider bridge.
     #[serde(default)]
@@ -115,6 +115,7 @@ pub struct JoinSpec {
     /// Its address with prefix length.
     pub address: Prefix,
     /// The join gateway (the OVN router port).
+    #[serde(deserialize_with = "super::scalars::ip")]
     pub gateway: IpAddr,
     /// Its MTU (default: the overlay MTU).
     pub mtu: Option<u32>,

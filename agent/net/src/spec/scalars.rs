@@ -121,6 +121,24 @@ impl<'de> Deserialize<'de> for SysctlValue {
     }
 }
 
+/// An IP address field whose error names the value (`"10.0.0.300" is not an IP address`);
+/// serde's own says only `invalid IP address syntax`. Parsed inside the scalar's visit, so
+/// the error keeps the field's path and line.
+pub(crate) fn ip<'de, D: Deserializer<'de>>(d: D) -> Result<std::net::IpAddr, D::Error> {
+    struct Ip;
+    impl Visitor<'_> for Ip {
+        type Value = std::net::IpAddr;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an IP address")
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            s.parse()
+                .map_err(|_| E::custom(format!("{s:?} is not an IP address")))
+        }
+    }
+    d.deserialize_str(Ip)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -127,5 +127,6 @@ fn a_bad_ip_in_the_ovn_section_names_field_value_and_line() {
         "links: []\novn:\n  systemId: a\n  remote: tcp:10.0.0.1:6642\n  encapIP: 10.0.0.300\n";
     let e = err(text);
     assert!(e.contains("ovn.encapIP"), "{e}");
+    assert!(e.contains("\"10.0.0.300\" is not an IP address"), "{e}");
     assert!(e.contains("line 5"), "{e}");
 }
