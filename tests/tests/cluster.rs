@@ -562,7 +562,11 @@ fn node_status(path: &str) -> Option<(u16, String)> {
     let addr = format!("{}:{}", value("NODE_IP")?, value("STATUS_PORT")?);
     let mut s = std::net::TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let code = text.split_whitespace().nth(1)?.parse().ok()?;
@@ -714,7 +718,15 @@ fn uninstall_leaves_only_what_the_docs_keep() {
 
     k(&["-n", NS, "get", "secret", "hearth-coordinator-tls"]);
     let out = Command::new("helm")
-        .args(["uninstall", "hearth", "-n", NS, "--wait", "--timeout", "180s"])
+        .args([
+            "uninstall",
+            "hearth",
+            "-n",
+            NS,
+            "--wait",
+            "--timeout",
+            "180s",
+        ])
         .output()
         .expect("helm");
     assert!(

@@ -100,8 +100,16 @@ pub fn evaluate(snap: &Snapshot, socket: &Path, state_dir: &Path) -> Vec<Check> 
     if snap.network.state != SectionState::NotConfigured {
         out.push(check("network", true, network(snap)));
     }
-    if let Some(reg) = snap.kubelet_registration.as_ref().and_then(|s| s.data.as_ref()) {
-        out.push(check("kubelet_registration", true, kubelet_registration(reg)));
+    if let Some(reg) = snap
+        .kubelet_registration
+        .as_ref()
+        .and_then(|s| s.data.as_ref())
+    {
+        out.push(check(
+            "kubelet_registration",
+            true,
+            kubelet_registration(reg),
+        ));
     }
     if let Some(ovn) = &snap.ovn {
         out.push(check(
@@ -223,7 +231,10 @@ fn kubelet_registration(
     reg: &super::snapshot::KubeletRegistration,
 ) -> Result<String, (String, String)> {
     match reg.state.as_str() {
-        "registered" => Ok(format!("kubelet registered {} ({})", reg.driver, reg.socket)),
+        "registered" => Ok(format!(
+            "kubelet registered {} ({})",
+            reg.driver, reg.socket
+        )),
         "error" => Err((
             format!(
                 "kubelet refused to register {}: {}",

@@ -127,8 +127,7 @@ impl Scrape {
             s.kubelet_registration
                 .as_ref()
                 .map(|r| ("kubelet_registration", r.state)),
-        )
-        {
+        ) {
             up.rows.push((
                 vec![("section", name.into())],
                 flag(state == SectionState::Ok),

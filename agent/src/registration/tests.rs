@@ -41,11 +41,20 @@ fn the_plan_names_the_socket_after_the_driver_and_announces_the_kubelet_path() {
     let relative = Plan::new(Path::new("registry"), "d", Path::new("/csi.sock"));
     assert!(matches!(
         relative,
-        Err(RegistrationError::Relative { flag: "--kubelet-registration-dir", .. })
+        Err(RegistrationError::Relative {
+            flag: "--kubelet-registration-dir",
+            ..
+        })
     ));
     let relative = Plan::new(Path::new("/r"), "d", Path::new("csi.sock"));
     assert!(
-        matches!(&relative, Err(RegistrationError::Relative { flag: "--kubelet-registration-path", .. })),
+        matches!(
+            &relative,
+            Err(RegistrationError::Relative {
+                flag: "--kubelet-registration-path",
+                ..
+            })
+        ),
         "{relative:?}"
     );
 }
@@ -61,7 +70,10 @@ fn a_refusal_without_a_reason_still_says_what_happened() {
         plugin_registered: false,
         error: "NodeGetInfo failed".into(),
     };
-    assert_eq!(Outcome::of(&bad), Outcome::Failed("NodeGetInfo failed".into()));
+    assert_eq!(
+        Outcome::of(&bad),
+        Outcome::Failed("NodeGetInfo failed".into())
+    );
     let bare = RegistrationStatus::default();
     assert!(matches!(Outcome::of(&bare), Outcome::Failed(e) if e.contains("no reason")));
 }
@@ -212,12 +224,18 @@ async fn kubelet_gets_the_info_and_its_verdict_is_recorded() {
     let tracker = Arc::new(Tracker::new(plan(&registry)));
     assert_eq!(tracker.view().state, "waiting");
     let waiting = check_of(&tracker);
-    assert!(!waiting.ok && waiting.reason.contains("not registered"), "{waiting:?}");
+    assert!(
+        !waiting.ok && waiting.reason.contains("not registered"),
+        "{waiting:?}"
+    );
 
     let running = start(Arc::clone(&tracker), Arc::new(HostSockets)).expect("starts");
     // A second agent on the same directory is refused while the first one serves.
     assert!(matches!(
-        start(Arc::new(Tracker::new(plan(&registry))), Arc::new(HostSockets)),
+        start(
+            Arc::new(Tracker::new(plan(&registry))),
+            Arc::new(HostSockets)
+        ),
         Err(RegistrationError::InUse(_))
     ));
 
@@ -241,7 +259,10 @@ async fn kubelet_gets_the_info_and_its_verdict_is_recorded() {
     assert_eq!(view.state, "error");
     assert!(view.error.as_deref().unwrap_or("").contains("NodeGetInfo"));
     let failed = check_of(&tracker);
-    assert!(!failed.ok && failed.reason.contains("NodeGetInfo"), "{failed:?}");
+    assert!(
+        !failed.ok && failed.reason.contains("NodeGetInfo"),
+        "{failed:?}"
+    );
 
     // Kubelet retries (it re-reads the directory, or restarts): the last verdict counts.
     client
