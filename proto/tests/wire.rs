@@ -8,8 +8,12 @@
 //! `prost_types` drops unknown fields, so the custom options (`csi_secret` = 1059, the
 //! `alpha_*` family = 1060) are read by walking the raw descriptor bytes instead.
 
+#[path = "wire/raw.rs"]
+mod raw;
+
 #[cfg(test)]
 mod tests {
+    use crate::raw::RawFlags;
     use std::collections::{BTreeMap, BTreeSet};
     use std::path::{Path, PathBuf};
 
@@ -26,10 +30,6 @@ mod tests {
     ];
     /// The columns after the key (kind, scope, name), in TSV order.
     const VALUE_COLUMNS: [&str; 5] = ["number", "label", "type", "oneof", "flags"];
-
-    /// Extension numbers of the upstream custom options.
-    const CSI_SECRET: u32 = 1059;
-    const ALPHA: u32 = 1060;
 
     /// Rows where the reference disagrees with upstream `csi.proto` and we follow upstream.
     ///
@@ -116,186 +116,6 @@ mod tests {
             .iter()
             .position(|c| *c == column)
             .unwrap_or_else(|| panic!("unknown column {column}"))
-    }
-
-    // ---------------------------------------------------------------------------------------
-    // Raw protobuf wire walking, for the custom options prost drops.
-    // ---------------------------------------------------------------------------------------
-
-    enum Wire<'a> {
-        Varint(u64),
-        Bytes(&'a [u8]),
-        Fixed,
-    }
-
-    fn read_varint(buf: &[u8], pos: &mut usize) -> u64 {
-        let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = *buf.get(*pos).expect("truncated varint in descriptor");
-            *pos += 1;
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return value;
-            }
-        }
-        panic!("varint longer than 10 bytes in descriptor");
-    }
-
-    /// Splits one encoded message into (field number, value) pairs.
-    fn wire_fields(buf: &[u8]) -> Vec<(u32, Wire<'_>)> {
-        let mut out = Vec::new();
-        let mut pos = 0;
-        while pos < buf.len() {
-            let tag = read_varint(buf, &mut pos);
-            let number = u32::try_from(tag >> 3).expect("field number fits u32");
-            let value = match tag & 7 {
-                0 => Wire::Varint(read_varint(buf, &mut pos)),
-                1 => {
-                    pos += 8;
-                    Wire::Fixed
-                }
-                2 => {
-                    let len =
-                        usize::try_from(read_varint(buf, &mut pos)).expect("length fits usize");
-                    let bytes = buf
-                        .get(pos..pos + len)
-                        .expect("truncated field in descriptor");
-                    pos += len;
-                    Wire::Bytes(bytes)
-                }
-                5 => {
-                    pos += 4;
-                    Wire::Fixed
-                }
-                other => panic!("unexpected wire type {other} in descriptor"),
-            };
-            out.push((number, value));
-        }
-        assert_eq!(pos, buf.len(), "descriptor field overran its message");
-        out
-    }
-
-    fn string_field(buf: &[u8], number: u32) -> String {
-        wire_fields(buf)
-            .into_iter()
-            .find_map(|(n, v)| match v {
-                Wire::Bytes(b) if n == number => {
-                    Some(String::from_utf8(b.to_vec()).expect("utf-8 name"))
-                }
-                _ => None,
-            })
-            .unwrap_or_default()
-    }
-
-    fn sub_messages(buf: &[u8], number: u32) -> Vec<&[u8]> {
-        wire_fields(buf)
-            .into_iter()
-            .filter_map(|(n, v)| match v {
-                Wire::Bytes(b) if n == number => Some(b),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// The flags set in an encoded `*Options` message, spelled as in the reference.
-    fn option_flags(options: &[u8]) -> Vec<&'static str> {
-        let mut flags = Vec::new();
-        for (n, v) in wire_fields(options) {
-            if let Wire::Varint(x) = v {
-                match n {
-                    CSI_SECRET if x != 0 => flags.push("secret"),
-                    ALPHA if x != 0 => flags.push("alpha"),
-                    _ => {}
-                }
-            }
-        }
-        flags
-    }
-
-    fn flags_of(element: &[u8], options_field: u32) -> String {
-        let mut flags: Vec<&str> = sub_messages(element, options_field)
-            .into_iter()
-            .flat_map(option_flags)
-            .collect();
-        flags.sort_unstable();
-        flags.dedup();
-        flags.join(",")
-    }
-
-    /// Custom-option flags of every element of our package, keyed by "<kind> <full name>"
-    /// (enum values as `<enum>.<VALUE>`).
-    #[derive(Default)]
-    struct RawFlags {
-        by_element: BTreeMap<String, String>,
-    }
-
-    impl RawFlags {
-        fn collect(set: &[u8]) -> Self {
-            let mut flags = Self::default();
-            for file in sub_messages(set, 1) {
-                if string_field(file, 2) != PACKAGE {
-                    continue;
-                }
-                for message in sub_messages(file, 4) {
-                    flags.message(PACKAGE, message);
-                }
-                for enumeration in sub_messages(file, 5) {
-                    flags.enumeration(PACKAGE, enumeration);
-                }
-                for service in sub_messages(file, 6) {
-                    let name = format!("{PACKAGE}.{}", string_field(service, 1));
-                    flags.put("service", &name, flags_of(service, 3));
-                    for method in sub_messages(service, 2) {
-                        let method_name = format!("{name}.{}", string_field(method, 1));
-                        flags.put("rpc", &method_name, flags_of(method, 4));
-                    }
-                }
-            }
-            flags
-        }
-
-        fn put(&mut self, kind: &str, name: &str, flags: String) {
-            let previous = self.by_element.insert(format!("{kind} {name}"), flags);
-            assert!(previous.is_none(), "duplicate {kind} {name} in descriptor");
-        }
-
-        fn message(&mut self, scope: &str, message: &[u8]) {
-            let name = format!("{scope}.{}", string_field(message, 1));
-            self.put("message", &name, flags_of(message, 7));
-            for field in sub_messages(message, 2) {
-                let field_name = format!("{name}.{}", string_field(field, 1));
-                self.put("field", &field_name, flags_of(field, 8));
-            }
-            for nested in sub_messages(message, 3) {
-                self.message(&name, nested);
-            }
-            for enumeration in sub_messages(message, 4) {
-                self.enumeration(&name, enumeration);
-            }
-        }
-
-        fn enumeration(&mut self, scope: &str, enumeration: &[u8]) {
-            let name = format!("{scope}.{}", string_field(enumeration, 1));
-            self.put("enum", &name, flags_of(enumeration, 3));
-            for value in sub_messages(enumeration, 2) {
-                let value_name = format!("{name}.{}", string_field(value, 1));
-                self.put("enum_value", &value_name, flags_of(value, 3));
-            }
-        }
-
-        fn get(&self, kind: &str, name: &str) -> &str {
-            self.by_element
-                .get(&format!("{kind} {name}"))
-                .unwrap_or_else(|| panic!("raw walk missed {kind} {name}"))
-        }
-
-        fn flagged(&self, kind: &str, flag: &str) -> usize {
-            let prefix = format!("{kind} ");
-            self.by_element
-                .iter()
-                .filter(|(k, v)| k.starts_with(&prefix) && v.split(',').any(|f| f == flag))
-                .count()
-        }
     }
 
     // ---------------------------------------------------------------------------------------
@@ -599,7 +419,7 @@ mod tests {
         let mut reference = parse_reference(&text);
 
         let set = decode_set();
-        let raw = RawFlags::collect(hearth_proto::FILE_DESCRIPTOR_SET);
+        let raw = RawFlags::collect(hearth_proto::FILE_DESCRIPTOR_SET, PACKAGE);
         let ours = Ours::build(&set, &raw);
 
         let mut problems = Vec::new();
@@ -635,7 +455,7 @@ mod tests {
     #[test]
     fn csi_descriptor_has_services_and_marks_secrets() {
         let set = decode_set();
-        let raw = RawFlags::collect(hearth_proto::FILE_DESCRIPTOR_SET);
+        let raw = RawFlags::collect(hearth_proto::FILE_DESCRIPTOR_SET, PACKAGE);
 
         let services: BTreeSet<&str> = csi_files(&set)
             .iter()
