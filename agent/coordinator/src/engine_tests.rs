@@ -59,7 +59,11 @@ impl Store for Fake {
     async fn volumes(&self) -> Result<Vec<VolumeLocation>, StoreError> {
         Ok(Vec::new())
     }
-    async fn update_volume(&self, _: &VolumeLocation, _: &VolumeLocation) -> Result<(), StoreError> {
+    async fn update_volume(
+        &self,
+        _: &VolumeLocation,
+        _: &VolumeLocation,
+    ) -> Result<(), StoreError> {
         Ok(())
     }
     async fn create_volume(&self, _: &VolumeLocation) -> Result<(), StoreError> {

@@ -156,7 +156,10 @@ impl FailoverLab {
         assert!(self.standby.is_none(), "standby already running");
         let state = self.path("coordinator-b");
         std::fs::create_dir_all(&state).expect("state dir");
-        let store = format!("sqlite:{}", self.path("coordinator").join("coordinator.db").display());
+        let store = format!(
+            "sqlite:{}",
+            self.path("coordinator").join("coordinator.db").display()
+        );
         let sock = format!("unix://{}", state.join("csi.sock").display());
         let args = [
             "coordinator",

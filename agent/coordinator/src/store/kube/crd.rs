@@ -121,8 +121,9 @@ pub struct HearthVolumeSpec {
     pub size_bytes: u64,
 }
 
-/// One address held by one floating IP. `metadata.name` is [`claim_object_name`] of the
-/// address, so the apiserver's create-only semantics let at most one floating IP hold it.
+/// One address held by one floating IP. `metadata.name` is derived from the address
+/// (`ipv4-203-0-113-7`, `ipv6-` and 32 hex digits), so creating it once lets at most one
+/// floating IP hold the address.
 #[derive(CustomResource, Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "hearth.io",

@@ -119,11 +119,7 @@ impl KubeStore {
 /// read resourceVersion and keeping the status. A 409
 /// (another writer created or changed the object between the read and the write) is refused
 /// as `Conflict`: the other writer's object stands, the caller may read and decide again.
-async fn upsert<K>(
-    api: &Api<K>,
-    what: &str,
-    desired: K,
-) -> Result<(), StoreError>
+async fn upsert<K>(api: &Api<K>, what: &str, desired: K) -> Result<(), StoreError>
 where
     K: Resource + Clone + fmt::Debug + Serialize + DeserializeOwned,
     K: kube::core::object::HasSpec,
@@ -183,12 +179,7 @@ impl Store for KubeStore {
 
     async fn put_pool(&self, pool: &FloatingIpPool) -> Result<(), StoreError> {
         validate::pool(pool)?;
-        upsert(
-            &self.pools,
-            "pool",
-            FloatingIPPool::from_record(pool),
-        )
-        .await
+        upsert(&self.pools, "pool", FloatingIPPool::from_record(pool)).await
     }
 
     async fn delete_pool(&self, name: &str) -> Result<(), StoreError> {
@@ -207,12 +198,7 @@ impl Store for KubeStore {
 
     async fn put_floating_ip(&self, fip: &FloatingIp) -> Result<(), StoreError> {
         validate::floating_ip(fip)?;
-        upsert(
-            &self.fips,
-            "floating IP",
-            FloatingIP::from_record(fip),
-        )
-        .await
+        upsert(&self.fips, "floating IP", FloatingIP::from_record(fip)).await
     }
 
     async fn delete_floating_ip(&self, name: &str) -> Result<(), StoreError> {

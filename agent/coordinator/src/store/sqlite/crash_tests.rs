@@ -151,10 +151,10 @@ fn crash_child_writer() {
                     let epoch = model.states.get(&name).map_or(0, |s| s.0) + 1;
                     let node = (epoch % 5 != 0).then(|| format!("node-{epoch}"));
                     // A stored state keeps its address; a new one may collide with another's.
-                    let address = model.states.get(&name).map_or_else(
-                        || format!("203.0.113.{}", next(6) + 1),
-                        |s| s.1.clone(),
-                    );
+                    let address = model
+                        .states
+                        .get(&name)
+                        .map_or_else(|| format!("203.0.113.{}", next(6) + 1), |s| s.1.clone());
                     Op::Swap(name, epoch, address, node)
                 }
             };
