@@ -166,6 +166,10 @@ fn removing_the_database_file_makes_no_second_leader() {
     // The lock is on the database file: removing it ends a's lead (its renewal finds the path
     // no longer names the locked file), and b still cannot lock the file it opened.
     std::fs::remove_file(dir.path().join("shared.db")).expect("remove the database");
+    // With its WAL files too: a new database beside the old WAL is refused (disk I/O error).
+    for f in ["shared.db-wal", "shared.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(f));
+    }
     let (samples, both) = count_two_leaders(&a, &b, Duration::from_secs(4));
     eprintln!("database file removed: {both} of {samples} samples with two leaders");
     assert_eq!(both, 0, "two leaders after the database file was removed");
@@ -187,7 +191,12 @@ fn removing_the_database_file_makes_no_second_leader() {
     }
     eprintln!("a third replica on a new database: {both} of {samples} samples with two leaders");
     assert_eq!(both, 0);
-    assert_eq!(leader(&c), Some(true), "the replica on the new file leads");
+    assert_eq!(
+        FailoverLab::wait_for(Duration::from_secs(10), || leader(&c).filter(|l| *l)),
+        Some(true),
+        "the replica on the new file leads:\n{}",
+        std::fs::read_to_string(dir.path().join("coord-c.log")).unwrap_or_default()
+    );
 }
 
 /// `leader` of `/status` on `COORDINATOR_IP:port`, asked from the current thread's namespace
