@@ -400,6 +400,7 @@ fn coordinator_pods() -> Vec<String> {
 fn coordinator_leads_through_a_lease_and_fails_over() {
     // The CRDs of `hearth crds` are what the store uses.
     for crd in [
+        "floatingipclaims.hearth.io",
         "floatingippools.hearth.io",
         "floatingips.hearth.io",
         "hearthvolumes.hearth.io",
@@ -489,7 +490,10 @@ fn rbac_allows_what_hearth_uses_and_nothing_else() {
     let c = "hearth-coordinator";
     for (verb, res) in [
         ("update", "floatingips.hearth.io/status"),
+        ("create", "floatingipclaims.hearth.io"),
+        ("delete", "floatingipclaims.hearth.io"),
         ("create", "hearthvolumes.hearth.io"),
+        ("update", "hearthvolumes.hearth.io"),
         ("create", "persistentvolumes"),
         ("patch", "volumeattachments.storage.k8s.io/status"),
         ("watch", "csinodes.storage.k8s.io"),
@@ -522,6 +526,10 @@ fn rbac_allows_what_hearth_uses_and_nothing_else() {
         ("delete", "persistentvolumeclaims"),
         ("create", "volumesnapshotcontents.snapshot.storage.k8s.io"),
         ("*", "clusterroles.rbac.authorization.k8s.io"),
+        // Exactly the verbs the store uses: no watch, no patch, no claim edits.
+        ("watch", "floatingips.hearth.io"),
+        ("patch", "hearthvolumes.hearth.io"),
+        ("update", "floatingipclaims.hearth.io"),
     ] {
         assert!(!can_i(c, verb, res, None), "{c} may {verb} {res}");
     }

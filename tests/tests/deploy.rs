@@ -63,9 +63,10 @@ const FOREIGN_KINDS: [(&str, &str); 5] = [
 
 /// The CRDs the coordinator's store uses, with their plural and whether they have a status
 /// subresource (the chart's RBAC depends on exactly these).
-const HEARTH_CRDS: [(&str, &str, bool); 3] = [
+const HEARTH_CRDS: [(&str, &str, bool); 4] = [
     ("FloatingIPPool", "floatingippools", false),
     ("FloatingIP", "floatingips", true),
+    ("FloatingIPClaim", "floatingipclaims", false),
     ("HearthVolume", "hearthvolumes", false),
 ];
 

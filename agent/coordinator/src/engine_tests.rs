@@ -23,9 +23,11 @@ enum Election {
     Hangs,
 }
 
-/// A store with nothing in it and an election the test sets.
+/// A store with only floating IP states in it (the test sets them) and an election the test
+/// sets.
 struct Fake {
     election: Mutex<Election>,
+    states: Mutex<Vec<FloatingIpState>>,
 }
 
 #[async_trait]
@@ -49,7 +51,7 @@ impl Store for Fake {
         Ok(())
     }
     async fn floating_ip_states(&self) -> Result<Vec<FloatingIpState>, StoreError> {
-        Ok(Vec::new())
+        Ok(self.states.lock().unwrap().clone())
     }
     async fn swap_floating_ip_state(&self, _: u64, _: &FloatingIpState) -> Result<(), StoreError> {
         Ok(())
@@ -57,7 +59,11 @@ impl Store for Fake {
     async fn volumes(&self) -> Result<Vec<VolumeLocation>, StoreError> {
         Ok(Vec::new())
     }
-    async fn put_volume(&self, _: &VolumeLocation) -> Result<(), StoreError> {
+    async fn update_volume(
+        &self,
+        _: &VolumeLocation,
+        _: &VolumeLocation,
+    ) -> Result<(), StoreError> {
         Ok(())
     }
     async fn create_volume(&self, _: &VolumeLocation) -> Result<(), StoreError> {
@@ -87,6 +93,7 @@ const TIMING: Timing = Timing {
 fn start(election: Election) -> (Arc<Engine>, Arc<Fake>) {
     let store = Arc::new(Fake {
         election: Mutex::new(election),
+        states: Mutex::new(Vec::new()),
     });
     let engine = Engine::new(Arc::clone(&store) as Arc<dyn Store>, TIMING, "c");
     tokio::spawn(Arc::clone(&engine).run());
@@ -201,4 +208,40 @@ async fn a_refusal_steps_down_at_once_and_a_new_term_starts_fresh() {
     assert_eq!(engine.term(), Some(2));
     let (_, mut rx) = connect(&engine).unwrap();
     assert!(matches!(&drain(&mut rx)[0], Msg::Welcome(w) if w.term == 2));
+}
+
+fn web(node: &str, epoch: u64, term: u64) -> FloatingIpState {
+    FloatingIpState {
+        name: "web".into(),
+        address: "203.0.113.7".parse().unwrap(),
+        node: Some(node.into()),
+        epoch,
+        term,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn stepping_down_drops_the_copy_of_the_store_and_a_new_lead_reloads_first() {
+    let (engine, store) = start(Election::Leads(1));
+    *store.states.lock().unwrap() = vec![web("node-a", 1, 1)];
+    settle().await;
+    assert_eq!(engine.floating_ips(), [web("node-a", 1, 1)]);
+    *store.election.lock().unwrap() = Election::Refused;
+    tokio::time::sleep(TIMING.leadership / 6 + Duration::from_millis(10)).await;
+    assert!(!engine.leading());
+    assert!(
+        engine.floating_ips().is_empty(),
+        "a standby keeps no copy of the store"
+    );
+    {
+        let inner = engine.lock();
+        assert!(inner.pools.is_empty() && inner.fips.is_empty() && inner.released.is_empty());
+        assert_eq!(inner.loaded_for, None);
+    }
+    // Another leader moved the IP meanwhile; this one's next lead starts from the store.
+    *store.states.lock().unwrap() = vec![web("node-b", 2, 2)];
+    *store.election.lock().unwrap() = Election::Leads(3);
+    tokio::time::sleep(TIMING.leadership / 6 + Duration::from_millis(10)).await;
+    assert_eq!(engine.term(), Some(3));
+    assert_eq!(engine.floating_ips(), [web("node-b", 2, 2)]);
 }

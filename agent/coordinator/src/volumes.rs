@@ -280,7 +280,7 @@ impl VolumeBackend for NodeLocalVolumes {
     }
 
     async fn expand_volume(&self, volume_id: &str, capacity_bytes: u64) -> Result<u64, CsiError> {
-        let mut record = self
+        let record = self
             .record(volume_id)
             .await?
             .ok_or_else(|| CsiError::NotFound(format!("volume {volume_id} does not exist")))?;
@@ -290,8 +290,16 @@ impl VolumeBackend for NodeLocalVolumes {
             capacity_bytes,
         });
         let reply = self.engine.call(&node, op, CALL_TIMEOUT).await?;
-        record.size_bytes = reply.capacity_bytes;
-        self.store.put_volume(&record).await.map_err(store_err)?;
+        let grown = VolumeLocation {
+            size_bytes: reply.capacity_bytes,
+            ..record.clone()
+        };
+        // Compare-and-swap on the record read above: a placement changed meanwhile is not
+        // overwritten (the call is retried and reads it again).
+        self.store
+            .update_volume(&record, &grown)
+            .await
+            .map_err(store_err)?;
         Ok(reply.capacity_bytes)
     }
 

@@ -14,7 +14,12 @@ pub const COORDINATOR_IP: &str = "10.9.0.1";
 /// The client's address.
 pub const CLIENT_IP: &str = "10.9.0.100";
 const PORT: u16 = 9811;
-const STATUS_PORT: u16 = 9810;
+/// The coordinator's status port (on [`COORDINATOR_IP`]).
+pub const STATUS_PORT: u16 = 9810;
+/// A second coordinator replica's agent API port, on the coordinator's host.
+const STANDBY_PORT: u16 = 9821;
+/// A second coordinator replica's status port (on [`COORDINATOR_IP`]).
+pub const STANDBY_STATUS_PORT: u16 = 9820;
 
 /// Node `i`'s (0-based) address.
 pub fn node_ip(i: usize) -> String {
@@ -58,6 +63,8 @@ pub struct FailoverLab {
     /// Files: PKI, config, state dirs, logs.
     pub dir: tempfile::TempDir,
     coordinator: Option<Child>,
+    /// A second replica on the same SQLite database ([`FailoverLab::start_standby`]).
+    standby: Option<Child>,
     agents: Vec<Option<Child>>,
     restarts: usize,
 }
@@ -78,6 +85,7 @@ impl FailoverLab {
             lan,
             dir,
             coordinator: None,
+            standby: None,
             agents: (0..nodes).map(|_| None).collect(),
             restarts: 0,
         }
@@ -139,6 +147,56 @@ impl FailoverLab {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Starts a second coordinator replica (`--id coordinator-b`) beside the first, on the
+    /// same host and the same SQLite database, with its own state directory, agent API port
+    /// and status port ([`STANDBY_STATUS_PORT`]). The node agents talk to the first.
+    pub fn start_standby(&mut self) {
+        assert!(self.standby.is_none(), "standby already running");
+        let state = self.path("coordinator-b");
+        std::fs::create_dir_all(&state).expect("state dir");
+        let store = format!(
+            "sqlite:{}",
+            self.path("coordinator").join("coordinator.db").display()
+        );
+        let sock = format!("unix://{}", state.join("csi.sock").display());
+        let args = [
+            "coordinator",
+            "--id",
+            "coordinator-b",
+            "--store",
+            &store,
+            "--csi-endpoint",
+            &sock,
+            "--state-dir",
+            &state.display().to_string(),
+            "--listen",
+            &format!("{COORDINATOR_IP}:{STANDBY_PORT}"),
+            "--config",
+            &self.path_str("coordinator.yaml"),
+            "--tls-ca-file",
+            &self.path_str("ca.pem"),
+            "--tls-cert-file",
+            &self.path_str("coordinator.pem"),
+            "--tls-key-file",
+            &self.path_str("coordinator.key"),
+            "--status-addr",
+            &format!("{COORDINATOR_IP}:{STANDBY_STATUS_PORT}"),
+        ];
+        let _ = std::fs::remove_file(state.join("csi.sock"));
+        let log = self.path("coordinator-b.log");
+        self.standby = Some(self.lan.hosts[0].spawn_hearth(&args, &log));
+    }
+
+    /// Sends `signal` to the first coordinator (SIGSTOP and SIGCONT pause and resume it).
+    pub fn signal_coordinator(&self, signal: nix::sys::signal::Signal) {
+        let pid = self
+            .coordinator
+            .as_ref()
+            .and_then(|c| i32::try_from(c.id()).ok())
+            .expect("a running coordinator");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).expect("signal");
     }
 
     /// Starts node agent `i`.
@@ -399,6 +457,10 @@ impl Drop for FailoverLab {
             self.kill_agent(i);
         }
         self.kill_coordinator();
+        if let Some(mut c) = self.standby.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         // Let each fence guard see its pipe close and exit before the namespaces go.
         std::thread::sleep(Duration::from_millis(100));
         // Loop devices of images a failed test left attached (the agents' mounts died with

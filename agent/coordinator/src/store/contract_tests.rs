@@ -79,6 +79,7 @@ pub(crate) async fn check_store(store: &dyn Store) {
     assert!(store.volumes().await.unwrap().is_empty());
     pools(store).await;
     floating_ips_and_cas(store).await;
+    one_address_two_writers(store).await;
     volumes(store).await;
     let term = store.lead("coordinator-a", TTL).await.unwrap();
     assert!(term.is_some(), "first lead");
@@ -268,16 +269,82 @@ async fn floating_ips_and_cas(store: &dyn Store) {
     assert!(store.floating_ip_states().await.unwrap().is_empty());
 }
 
+/// Two writers give one address to two new floating IPs at the same time (two coordinators
+/// that both believe they lead): exactly one wins, and the address stays with it.
+async fn one_address_two_writers(store: &dyn Store) {
+    store
+        .put_pool(&pool("public", "203.0.113.0/28"))
+        .await
+        .unwrap();
+    store.put_floating_ip(&fip("x")).await.unwrap();
+    store.put_floating_ip(&fip("y")).await.unwrap();
+    let (x, y) = (
+        state("x", "203.0.113.5", Some("node-a"), 1),
+        state("y", "203.0.113.5", Some("node-b"), 1),
+    );
+    let (rx, ry) = tokio::join!(
+        store.swap_floating_ip_state(0, &x),
+        store.swap_floating_ip_state(0, &y)
+    );
+    let (winner, loser) = match (rx, ry) {
+        (Ok(()), Err(StoreError::Conflict(_))) => ("x", "y"),
+        (Err(StoreError::Conflict(_)), Ok(())) => ("y", "x"),
+        other => panic!("exactly one writer must win: {other:?}"),
+    };
+    let held: Vec<_> = states(store)
+        .await
+        .into_iter()
+        .filter(|s| s.1 == "203.0.113.5")
+        .collect();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0].0, winner);
+    // The address stays with its floating IP: moving it to another address is refused.
+    let err = store
+        .swap_floating_ip_state(1, &state(winner, "203.0.113.6", Some("node-a"), 2))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    // The loser retries later, and loses again while the winner holds the address.
+    let err = store
+        .swap_floating_ip_state(0, &state(loser, "203.0.113.5", Some("node-b"), 1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    // Deleting the winner frees the address for the loser.
+    store.delete_floating_ip(winner).await.unwrap();
+    store
+        .swap_floating_ip_state(0, &state(loser, "203.0.113.5", Some("node-b"), 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        states(store).await,
+        [row(loser, "203.0.113.5", Some("node-b"), 1)]
+    );
+    store.delete_floating_ip(loser).await.unwrap();
+    assert!(store.floating_ip_states().await.unwrap().is_empty());
+}
+
 async fn volumes(store: &dyn Store) {
     // Kubernetes-safe and unsafe IDs (the Kubernetes store hashes the latter into a name).
     let a = volume("pvc-0a1b", &["node-a"], 1 << 30);
     let b = volume("Vol_B/with:odd chars", &["node-a", "node-b"], 10 << 30);
-    store.put_volume(&a).await.unwrap();
-    store.put_volume(&b).await.unwrap();
+    store.create_volume(&a).await.unwrap();
+    store.create_volume(&b).await.unwrap();
     let mut a2 = a.clone();
     a2.nodes.push("node-c".into());
     a2.size_bytes = 2 << 30;
-    store.put_volume(&a2).await.unwrap();
+    store.update_volume(&a, &a2).await.unwrap();
+    // An update is a compare-and-swap: a second writer that read `a` too is refused.
+    let mut a3 = a.clone();
+    a3.size_bytes = 3 << 30;
+    let err = store.update_volume(&a, &a3).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    // An update never creates, and never changes the ID.
+    let ghost = volume("pvc-ghost", &["node-a"], 1);
+    let err = store.update_volume(&ghost, &ghost).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    let err = store.update_volume(&a2, &ghost).await.unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err}");
     let mut got = store.volumes().await.unwrap();
     got.sort_by(|x, y| x.id.cmp(&y.id));
     assert_eq!(got, [b.clone(), a2]);
@@ -286,17 +353,21 @@ async fn volumes(store: &dyn Store) {
     assert_eq!(store.volumes().await.unwrap(), std::slice::from_ref(&b));
     store.delete_volume(&b.id).await.unwrap();
     assert!(store.volumes().await.unwrap().is_empty());
-    let err = store.put_volume(&volume("", &[], 0)).await.unwrap_err();
+    let err = store.create_volume(&volume("", &[], 0)).await.unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)), "{err}");
-    // Created once: a second placement of the same volume loses and changes nothing.
-    let c = volume("pvc-once", &["node-a"], 1 << 20);
-    store.create_volume(&c).await.unwrap();
-    let err = store
-        .create_volume(&volume("pvc-once", &["node-b"], 1 << 20))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
-    assert_eq!(store.volumes().await.unwrap(), std::slice::from_ref(&c));
+    // Created once: a second placement of the same volume loses and changes nothing, even
+    // when both writers place it at the same time.
+    let (c, elsewhere) = (
+        volume("pvc-once", &["node-a"], 1 << 20),
+        volume("pvc-once", &["node-b"], 1 << 20),
+    );
+    let (r1, r2) = tokio::join!(store.create_volume(&c), store.create_volume(&elsewhere));
+    let won = match (r1, r2) {
+        (Ok(()), Err(StoreError::Conflict(_))) => c,
+        (Err(StoreError::Conflict(_)), Ok(())) => elsewhere,
+        other => panic!("exactly one placement must win: {other:?}"),
+    };
+    assert_eq!(store.volumes().await.unwrap(), std::slice::from_ref(&won));
     store.delete_volume("pvc-once").await.unwrap();
 }
 
@@ -355,7 +426,7 @@ pub(crate) async fn fill(store: &dyn Store) {
         .await
         .unwrap();
     store
-        .put_volume(&volume("pvc-1", &["node-a"], 4096))
+        .create_volume(&volume("pvc-1", &["node-a"], 4096))
         .await
         .unwrap();
 }

@@ -61,8 +61,10 @@ pub trait Store: Send + Sync + 'static {
     /// Every floating IP's state.
     async fn floating_ip_states(&self) -> Result<Vec<FloatingIpState>, StoreError>;
     /// Writes `state` if the stored state's epoch is `expected_epoch` (0: no state stored yet).
-    /// `Conflict` if it is not, if another floating IP holds `state.address`, or if the stored
-    /// state was written in a newer term than `state.term` (a deposed leader); `NotFound` if
+    /// `Conflict` if it is not, if another floating IP holds `state.address` (of two writers
+    /// giving one address to two floating IPs, at most one wins), if the stored state has
+    /// another address (an address stays with its floating IP until it is deleted), or if the
+    /// stored state was written in a newer term than `state.term` (a deposed leader); `NotFound` if
     /// the floating IP is not declared. `Invalid` unless `state.epoch > expected_epoch`: an
     /// epoch that does not grow would let two writers that read the same epoch both win.
     async fn swap_floating_ip_state(
@@ -73,8 +75,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every volume placement.
     async fn volumes(&self) -> Result<Vec<VolumeLocation>, StoreError>;
-    /// Creates or replaces a volume placement.
-    async fn put_volume(&self, volume: &VolumeLocation) -> Result<(), StoreError>;
+    /// Replaces the placement `expected` with `volume` (the same ID), never creating one:
+    /// `NotFound` if no record of that ID exists, `Conflict` if the stored record is not
+    /// `expected` (another writer changed it since it was read), `Invalid` if the IDs differ.
+    async fn update_volume(
+        &self,
+        expected: &VolumeLocation,
+        volume: &VolumeLocation,
+    ) -> Result<(), StoreError>;
     /// Creates a volume placement once: `Conflict` if a record of that ID exists already, so
     /// of two writers placing one new volume exactly one wins.
     async fn create_volume(&self, volume: &VolumeLocation) -> Result<(), StoreError>;

@@ -87,6 +87,21 @@ pub(crate) fn volume(volume: &VolumeLocation) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A replacement of the volume record `expected` by `volume`.
+pub(crate) fn volume_update(
+    expected: &VolumeLocation,
+    volume: &VolumeLocation,
+) -> Result<(), StoreError> {
+    self::volume(volume)?;
+    if expected.id != volume.id {
+        return Err(StoreError::Invalid(format!(
+            "volume {}: an update cannot change the ID (to {})",
+            expected.id, volume.id
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_dns1123_subdomain;

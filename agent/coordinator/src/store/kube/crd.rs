@@ -1,4 +1,4 @@
-//! The Kubernetes shapes of the coordinator's records: three cluster-scoped custom resources
+//! The Kubernetes shapes of the coordinator's records: four cluster-scoped custom resources
 //! in `hearth.io/v1alpha1`, their CRDs (what `hearth crds` prints), and the conversions to and
 //! from [`crate::store::model`].
 
@@ -121,11 +121,52 @@ pub struct HearthVolumeSpec {
     pub size_bytes: u64,
 }
 
+/// One address held by one floating IP. `metadata.name` is derived from the address
+/// (`ipv4-203-0-113-7`, `ipv6-` and 32 hex digits), so creating it once lets at most one
+/// floating IP hold the address.
+#[derive(CustomResource, Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "hearth.io",
+    version = "v1alpha1",
+    kind = "FloatingIPClaim",
+    plural = "floatingipclaims",
+    shortname = "fipclaim",
+    category = "hearth",
+    doc = "An address held by one FloatingIP (created once by the coordinator; never edit).",
+    printcolumn = r#"{"name": "Address", "type": "string", "jsonPath": ".spec.address"}"#,
+    printcolumn = r#"{"name": "FloatingIP", "type": "string", "jsonPath": ".spec.floatingIP"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct FloatingIpClaimSpec {
+    /// The address claimed.
+    pub address: IpAddr,
+    /// The FloatingIP that holds it.
+    #[serde(rename = "floatingIP")]
+    pub floating_ip: String,
+    /// That FloatingIP's `metadata.uid`: a FloatingIP deleted and declared again is another.
+    #[serde(rename = "floatingIPUID")]
+    pub floating_ip_uid: String,
+}
+
+/// The object name of the claim of `address`: `ipv4-` and its four decimal octets joined by
+/// `-`, or `ipv6-` and its 32 lowercase hex digits (one name per address, whatever its text).
+pub fn claim_object_name(address: IpAddr) -> String {
+    match address {
+        IpAddr::V4(a) => {
+            let [a, b, c, d] = a.octets();
+            format!("ipv4-{a}-{b}-{c}-{d}")
+        }
+        IpAddr::V6(a) => format!("ipv6-{:032x}", u128::from(a)),
+    }
+}
+
 /// Every CRD Hearth owns, sorted by name.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     let mut crds = vec![
         FloatingIPPool::crd(),
         FloatingIP::crd(),
+        FloatingIPClaim::crd(),
         HearthVolume::crd(),
     ];
     crds.sort_by_key(|crd| crd.name_any());
@@ -238,13 +279,13 @@ impl HearthVolume {
 
 #[cfg(test)]
 mod tests {
-    use super::{crds_yaml, volume_object_name};
+    use super::{claim_object_name, crds_yaml, volume_object_name};
     use crate::store::validate::is_dns1123_subdomain;
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     use serde::Deserialize;
 
     #[test]
-    fn crds_yaml_is_three_sorted_documents() {
+    fn crds_yaml_is_four_sorted_documents() {
         let yaml = crds_yaml().unwrap();
         assert!(yaml.starts_with("---\n"));
         let crds: Vec<CustomResourceDefinition> = serde_yaml_ng::Deserializer::from_str(&yaml)
@@ -257,6 +298,7 @@ mod tests {
         assert_eq!(
             names,
             [
+                "floatingipclaims.hearth.io",
                 "floatingippools.hearth.io",
                 "floatingips.hearth.io",
                 "hearthvolumes.hearth.io"
@@ -269,7 +311,7 @@ mod tests {
             assert_eq!(crd.spec.versions[0].name, "v1alpha1");
             assert!(crd.spec.versions[0].schema.is_some());
         }
-        let fip = &crds[1].spec.versions[0];
+        let fip = &crds[2].spec.versions[0];
         assert!(fip
             .subresources
             .as_ref()
@@ -282,6 +324,22 @@ mod tests {
             .map(|c| c.name.as_str())
             .collect();
         assert_eq!(columns, ["Pool", "Address", "Node", "Epoch", "Age"]);
+    }
+
+    #[test]
+    fn claim_names_are_one_per_address_and_valid() {
+        let v4 = claim_object_name("203.0.113.7".parse().unwrap());
+        assert_eq!(v4, "ipv4-203-0-113-7");
+        let v6 = claim_object_name("2001:db8::7".parse().unwrap());
+        assert_eq!(v6, "ipv6-20010db8000000000000000000000007");
+        assert_eq!(
+            v6,
+            claim_object_name("2001:0db8:0:0::0:7".parse().unwrap()),
+            "one name whatever the text"
+        );
+        for name in [v4, v6] {
+            assert!(is_dns1123_subdomain(&name) && name.len() <= 63, "{name}");
+        }
     }
 
     #[test]

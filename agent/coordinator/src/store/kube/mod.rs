@@ -1,15 +1,18 @@
 //! [`KubeStore`]: the coordinator's state as custom resources (see [`crd`]) and leadership as
 //! a `coordination.k8s.io/v1` Lease (see [`lease`]).
 //!
-//! Each write is one apiserver request, atomic per object. A floating IP's state is its
-//! object's status, replaced with the resourceVersion it was read with (a 409 is a lost
-//! compare-and-swap). Address uniqueness across floating IPs is checked by listing before the
-//! write; it is sound under the single writer that the Lease elects, not against two writers.
-//! This module owns the `hearth.io` objects and the one Lease it is given; it touches nothing
-//! else in the cluster.
+//! Each write is one apiserver request, atomic per object, and no write overwrites what it did
+//! not read: a replace carries the resourceVersion it was read with, and a 409 is answered by
+//! refusing (`Conflict`), never by reading again and overwriting. A floating IP's state is its
+//! object's status. Where uniqueness matters, objects are created once: one
+//! `FloatingIPClaim` per address ([`claims`]) and one `HearthVolume` per volume, so two
+//! writers (two coordinators that both believe they lead) cannot give one address to two
+//! floating IPs or place one volume twice. This module owns the `hearth.io` objects and the
+//! one Lease it is given; it touches nothing else in the cluster.
 
 #[cfg(test)]
 mod apiserver_tests;
+mod claims;
 pub mod crd;
 mod lease;
 
@@ -25,15 +28,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use crd::{
-    crds, crds_yaml, volume_object_name, FloatingIP, FloatingIPPool, FloatingIpStatus, HearthVolume,
+    claim_object_name, crds, crds_yaml, volume_object_name, FloatingIP, FloatingIPClaim,
+    FloatingIPPool, FloatingIpStatus, HearthVolume,
 };
 
 use super::{
     validate, FloatingIp, FloatingIpPool, FloatingIpState, Store, StoreError, VolumeLocation,
 };
-
-/// How many times a create-or-replace retries after losing a race (409).
-const UPSERT_ATTEMPTS: usize = 5;
 
 /// The monotonic time source of lease expiry (observed time); tests inject their own.
 pub type Clock = Arc<dyn Fn() -> Instant + Send + Sync>;
@@ -47,6 +48,7 @@ pub const REQUEST_TIMEOUT: Duration = crate::kube_client::REQUEST_TIMEOUT;
 pub struct KubeStore {
     pools: Api<FloatingIPPool>,
     fips: Api<FloatingIP>,
+    claims: Api<FloatingIPClaim>,
     volumes: Api<HearthVolume>,
     leases: Api<Lease>,
     lease_name: String,
@@ -76,7 +78,7 @@ pub(super) fn kube_err(step: &str, err: kube::Error) -> StoreError {
     }
 }
 
-fn is_status(err: &kube::Error, code: u16) -> bool {
+pub(super) fn is_status(err: &kube::Error, code: u16) -> bool {
     matches!(err, kube::Error::Api(status) if status.code == code)
 }
 
@@ -86,6 +88,7 @@ impl KubeStore {
         Self {
             pools: Api::all(client.clone()),
             fips: Api::all(client.clone()),
+            claims: Api::all(client.clone()),
             volumes: Api::all(client.clone()),
             leases: Api::namespaced(client, lease_namespace),
             lease_name: lease_name.to_owned(),
@@ -113,13 +116,10 @@ impl KubeStore {
 }
 
 /// Creates `desired`, or replaces the object of that name with `desired`'s spec, carrying the
-/// read resourceVersion and keeping the status. `check` may refuse the existing object.
-async fn upsert<K>(
-    api: &Api<K>,
-    what: &str,
-    desired: K,
-    check: impl Fn(&K) -> Result<(), StoreError>,
-) -> Result<(), StoreError>
+/// read resourceVersion and keeping the status. A 409
+/// (another writer created or changed the object between the read and the write) is refused
+/// as `Conflict`: the other writer's object stands, the caller may read and decide again.
+async fn upsert<K>(api: &Api<K>, what: &str, desired: K) -> Result<(), StoreError>
 where
     K: Resource + Clone + fmt::Debug + Serialize + DeserializeOwned,
     K: kube::core::object::HasSpec,
@@ -127,31 +127,26 @@ where
 {
     let name = desired.name_any();
     let step = |op: &str| format!("{op} {what} {name}");
-    for _ in 0..UPSERT_ATTEMPTS {
-        let result = match api
-            .get_opt(&name)
-            .await
-            .map_err(|e| kube_err(&step("get"), e))?
-        {
-            None => api.create(&PostParams::default(), &desired).await.map(drop),
-            Some(mut existing) => {
-                check(&existing)?;
-                *existing.spec_mut() = desired.spec().clone();
-                api.replace(&name, &PostParams::default(), &existing)
-                    .await
-                    .map(drop)
-            }
-        };
-        match result {
-            Ok(()) => return Ok(()),
-            Err(e) if is_status(&e, 409) => continue,
-            Err(e) => return Err(kube_err(&step("write"), e)),
+    let result = match api
+        .get_opt(&name)
+        .await
+        .map_err(|e| kube_err(&step("get"), e))?
+    {
+        None => api.create(&PostParams::default(), &desired).await.map(drop),
+        Some(mut existing) => {
+            *existing.spec_mut() = desired.spec().clone();
+            api.replace(&name, &PostParams::default(), &existing)
+                .await
+                .map(drop)
         }
-    }
-    Err(StoreError::Conflict(format!(
-        "{}: lost {UPSERT_ATTEMPTS} races in a row",
-        step("write")
-    )))
+    };
+    result.map_err(|e| match is_status(&e, 409) {
+        true => StoreError::Conflict(format!(
+            "{}: another writer changed it since it was read",
+            step("write")
+        )),
+        false => kube_err(&step("write"), e),
+    })
 }
 
 /// Deletes `name`; absent is fine.
@@ -184,13 +179,7 @@ impl Store for KubeStore {
 
     async fn put_pool(&self, pool: &FloatingIpPool) -> Result<(), StoreError> {
         validate::pool(pool)?;
-        upsert(
-            &self.pools,
-            "pool",
-            FloatingIPPool::from_record(pool),
-            |_| Ok(()),
-        )
-        .await
+        upsert(&self.pools, "pool", FloatingIPPool::from_record(pool)).await
     }
 
     async fn delete_pool(&self, name: &str) -> Result<(), StoreError> {
@@ -209,18 +198,35 @@ impl Store for KubeStore {
 
     async fn put_floating_ip(&self, fip: &FloatingIp) -> Result<(), StoreError> {
         validate::floating_ip(fip)?;
-        upsert(
-            &self.fips,
-            "floating IP",
-            FloatingIP::from_record(fip),
-            |_| Ok(()),
-        )
-        .await
+        upsert(&self.fips, "floating IP", FloatingIP::from_record(fip)).await
     }
 
     async fn delete_floating_ip(&self, name: &str) -> Result<(), StoreError> {
         validate::floating_ip_name(name)?;
-        delete(&self.fips, "floating IP", name, &DeleteParams::default()).await
+        let existing = self
+            .fips
+            .get_opt(name)
+            .await
+            .map_err(|e| kube_err(&format!("get floating IP {name}"), e))?;
+        let Some(existing) = existing else {
+            return Ok(());
+        };
+        // Delete the object that was read, then release its address's claim (a crash in
+        // between leaves a claim of a gone floating IP: stale, taken over when needed).
+        let dp = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: existing.uid(),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        delete(&self.fips, "floating IP", name, &dp).await?;
+        match (&existing.status, existing.uid()) {
+            (Some(status), Some(uid)) => {
+                claims::release(&self.claims, status.address, name, &uid).await
+            }
+            _ => Ok(()),
+        }
     }
 
     async fn floating_ip_states(&self) -> Result<Vec<FloatingIpState>, StoreError> {
@@ -261,6 +267,15 @@ impl Store for KubeStore {
                 state.term
             )));
         }
+        if let Some(stored) = fip.status.as_ref().filter(|s| s.address != state.address) {
+            return Err(StoreError::Conflict(format!(
+                "floating IP {name}: has address {}, not {} (addresses never move)",
+                stored.address, state.address
+            )));
+        }
+        // The claim decides between two writers; the list below still refuses an address
+        // that a state written before claims existed holds.
+        claims::claim(&self.claims, &self.fips, state.address, &fip).await?;
         let all = self
             .fips
             .list(&ListParams::default())
@@ -303,26 +318,41 @@ impl Store for KubeStore {
         Ok(list.items.iter().map(HearthVolume::to_record).collect())
     }
 
-    async fn put_volume(&self, volume: &VolumeLocation) -> Result<(), StoreError> {
-        validate::volume(volume)?;
-        let id = volume.id.clone();
-        upsert(
-            &self.volumes,
-            "volume",
-            HearthVolume::from_record(volume),
-            move |existing| {
-                if existing.spec.volume_id == id {
-                    Ok(())
-                } else {
-                    Err(StoreError::Conflict(format!(
-                        "volume {id}: object {} belongs to volume {}",
-                        existing.name_any(),
-                        existing.spec.volume_id
-                    )))
-                }
-            },
-        )
-        .await
+    async fn update_volume(
+        &self,
+        expected: &VolumeLocation,
+        volume: &VolumeLocation,
+    ) -> Result<(), StoreError> {
+        validate::volume_update(expected, volume)?;
+        let id = &volume.id;
+        let name = volume_object_name(id);
+        let step = |op: &str| format!("{op} volume {id}");
+        let existing = self
+            .volumes
+            .get_opt(&name)
+            .await
+            .map_err(|e| kube_err(&step("get"), e))?;
+        let Some(mut existing) = existing.filter(|v| v.spec.volume_id == *id) else {
+            return Err(StoreError::NotFound(format!("volume {id}")));
+        };
+        if existing.to_record() != *expected {
+            return Err(StoreError::Conflict(format!(
+                "volume {id} changed since it was read"
+            )));
+        }
+        existing.spec = HearthVolume::from_record(volume).spec;
+        // The object carries the resourceVersion it was read with: a 409 is a lost race.
+        match self
+            .volumes
+            .replace(&name, &PostParams::default(), &existing)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_status(&e, 409) => Err(StoreError::Conflict(format!(
+                "volume {id} changed since it was read"
+            ))),
+            Err(e) => Err(kube_err(&step("replace"), e)),
+        }
     }
 
     async fn create_volume(&self, volume: &VolumeLocation) -> Result<(), StoreError> {

@@ -211,15 +211,93 @@ async fn volume_name_collisions_are_refused_not_overwritten() {
         nodes: vec!["n1".into()],
         size_bytes: 1,
     };
-    store.put_volume(&odd).await.unwrap();
+    store.create_volume(&odd).await.unwrap();
     // A well-formed ID that happens to equal the hashed name of another volume.
     let squatter = VolumeLocation {
         id: volume_object_name("Odd/ID"),
         nodes: vec![],
         size_bytes: 2,
     };
-    let err = store.put_volume(&squatter).await.unwrap_err();
+    let err = store.create_volume(&squatter).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    let err = store.update_volume(&squatter, &squatter).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
     store.delete_volume(&squatter.id).await.unwrap();
     assert_eq!(store.volumes().await.unwrap(), [odd]);
+}
+
+#[tokio::test]
+async fn a_declaration_changed_after_it_was_read_is_refused_not_overwritten() {
+    let (client, fake) = FakeApiserver::start();
+    let store = KubeStore::new(client, "hearth", "l");
+    store.put_floating_ip(&fip("web")).await.unwrap();
+    // Another writer changes the declaration between this one's read and its write.
+    fake.before_next_write(FIPS, "web", |obj| {
+        obj["spec"]["pool"] = json!("theirs");
+    });
+    let mut mine = fip("web");
+    mine.pool = "mine".into();
+    let err = store.put_floating_ip(&mine).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    let stored = store.floating_ips().await.unwrap();
+    assert_eq!(stored[0].pool, "theirs", "the other writer's change stands");
+}
+
+/// A claim object written as a coordinator would have, for `fip` of uid `uid`.
+async fn plant_claim(client: kube::Client, address: &str, fip: &str, uid: &str) {
+    use super::crd::{FloatingIPClaim, FloatingIpClaimSpec};
+    use kube::api::{Api, PostParams};
+    let address = address.parse().unwrap();
+    let claim = FloatingIPClaim::new(
+        &super::claim_object_name(address),
+        FloatingIpClaimSpec {
+            address,
+            floating_ip: fip.into(),
+            floating_ip_uid: uid.into(),
+        },
+    );
+    let api: Api<FloatingIPClaim> = Api::all(client);
+    api.create(&PostParams::default(), &claim).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_claim_of_a_gone_floating_ip_is_taken_over_a_live_ones_is_not() {
+    let (client, fake) = FakeApiserver::start();
+    let store = KubeStore::new(client.clone(), "hearth", "l");
+    store.put_floating_ip(&fip("web")).await.unwrap();
+    store.put_floating_ip(&fip("db")).await.unwrap();
+    // Left by a coordinator that crashed between deleting "old" and releasing its claim.
+    plant_claim(client.clone(), "203.0.113.7", "old", "uid-of-old").await;
+    store
+        .swap_floating_ip_state(0, &state("web", 1, "node-a"))
+        .await
+        .unwrap();
+    let requests = fake.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r == "DELETE /apis/hearth.io/v1alpha1/floatingipclaims/ipv4-203-0-113-7"),
+        "{requests:?}"
+    );
+    // "db" is declared and has no state yet: another writer may be about to give it the
+    // address it claimed, so its claim holds.
+    let db_uid = fake_uid(&client, "db").await;
+    plant_claim(client.clone(), "203.0.113.8", "db", &db_uid).await;
+    let mut other = state("web", 1, "node-a");
+    other.name = "api".into();
+    other.address = "203.0.113.8".parse().unwrap();
+    store.put_floating_ip(&fip("api")).await.unwrap();
+    let err = store.swap_floating_ip_state(0, &other).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    // Once "db" holds another address, the claim it left is stale.
+    let mut db = state("db", 1, "node-b");
+    db.address = "203.0.113.9".parse().unwrap();
+    store.swap_floating_ip_state(0, &db).await.unwrap();
+    store.swap_floating_ip_state(0, &other).await.unwrap();
+}
+
+async fn fake_uid(client: &kube::Client, name: &str) -> String {
+    use kube::api::Api;
+    let api: Api<super::FloatingIP> = Api::all(client.clone());
+    api.get(name).await.unwrap().metadata.uid.unwrap()
 }

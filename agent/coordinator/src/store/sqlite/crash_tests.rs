@@ -150,7 +150,12 @@ fn crash_child_writer() {
                 _ => {
                     let epoch = model.states.get(&name).map_or(0, |s| s.0) + 1;
                     let node = (epoch % 5 != 0).then(|| format!("node-{epoch}"));
-                    Op::Swap(name, epoch, format!("203.0.113.{}", next(6) + 1), node)
+                    // A stored state keeps its address; a new one may collide with another's.
+                    let address = model
+                        .states
+                        .get(&name)
+                        .map_or_else(|| format!("203.0.113.{}", next(6) + 1), |s| s.1.clone());
+                    Op::Swap(name, epoch, address, node)
                 }
             };
             println!("{TAG}{}", op.line());
@@ -182,7 +187,11 @@ fn crash_child_writer() {
                         nodes: vec!["node-a".into()],
                         size_bytes: *size,
                     };
-                    store.put_volume(&v).await
+                    let stored = store.volumes().await.unwrap();
+                    match stored.iter().find(|s| s.id == v.id) {
+                        Some(old) => store.update_volume(old, &v).await,
+                        None => store.create_volume(&v).await,
+                    }
                 }
             };
             match result {

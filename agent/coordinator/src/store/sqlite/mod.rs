@@ -297,19 +297,38 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn put_volume(&self, volume: &VolumeLocation) -> Result<(), StoreError> {
-        validate::volume(volume)?;
-        let nodes = to_json("put volume", &volume.nodes)?;
+    async fn update_volume(
+        &self,
+        expected: &VolumeLocation,
+        volume: &VolumeLocation,
+    ) -> Result<(), StoreError> {
+        validate::volume_update(expected, volume)?;
+        let step = "update volume";
+        let nodes = to_json(step, &volume.nodes)?;
+        let old_nodes = to_json(step, &expected.nodes)?;
         let (id, size) = (volume.id.clone(), volume.size_bytes as i64);
-        self.write("put volume", move |tx| {
-            tx.execute(
-                "INSERT INTO volumes (id, nodes, size_bytes) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (id) DO UPDATE SET nodes = excluded.nodes,
-                                                size_bytes = excluded.size_bytes",
-                params![id, nodes, size],
-            )
-            .map_err(|e| sqlite_err("put volume", e))?;
-            Ok(())
+        let old_size = i64::try_from(expected.size_bytes).unwrap_or(-1);
+        self.write(step, move |tx| {
+            // A compare-and-swap on the whole record: of two writers that read one record,
+            // the second finds it changed and is refused.
+            let n = tx
+                .execute(
+                    "UPDATE volumes SET nodes = ?2, size_bytes = ?3
+                     WHERE id = ?1 AND nodes = ?4 AND size_bytes = ?5",
+                    params![id, nodes, size, old_nodes, old_size],
+                )
+                .map_err(|e| sqlite_err(step, e))?;
+            if n == 1 {
+                return Ok(());
+            }
+            let exists = tx
+                .query_row("SELECT 1 FROM volumes WHERE id = ?1", [&id], |_| Ok(()))
+                .optional()
+                .map_err(|e| sqlite_err(step, e))?;
+            Err(match exists {
+                None => StoreError::NotFound(format!("volume {id}")),
+                Some(()) => StoreError::Conflict(format!("volume {id} changed since it was read")),
+            })
         })
         .await
     }
@@ -453,6 +472,19 @@ fn swap(tx: &Transaction<'_>, expected: u64, state: &FloatingIpState) -> Result<
         )));
     }
     let address = state.address.to_string();
+    let stored: Option<String> = tx
+        .query_row(
+            "SELECT address FROM floating_ip_states WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| sqlite_err(step, e))?;
+    if let Some(stored) = stored.filter(|s| *s != address) {
+        return Err(StoreError::Conflict(format!(
+            "floating IP {name}: has address {stored}, not {address} (addresses never move)"
+        )));
+    }
     let holder: Option<String> = tx
         .query_row(
             "SELECT name FROM floating_ip_states WHERE address = ?1 AND name <> ?2",
