@@ -11,7 +11,9 @@
 //! Fast path: a node answers ARP/NDP only until `answer` after the last report the coordinator
 //! answered, and not at all once its end of the session failed. So when a node's stream ended
 //! its addresses may move at `last grant + answer + CLOSE_MARGIN`, before the lease ends; and
-//! at once after a `Leaving` (SIGTERM: the node stopped answering before sending it).
+//! at once after a `Leaving` (SIGTERM: the node stopped answering before sending it), and at
+//! once when the node's own kernel closed the connection (a FIN: its process closed it after
+//! shutting its gate, or died; see [`crate::closes`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -69,7 +71,9 @@ impl Timing {
     /// How long past its last grant node `n` may still answer: the answer window (plus
     /// [`CLOSE_MARGIN`]) once its stream ended, else the lease (silence proves nothing).
     pub fn hold_for(&self, n: Option<&NodeFacts>) -> Duration {
-        if n.is_some_and(|n| n.closed) {
+        if n.is_some_and(|n| n.closed && n.closed_by_node) {
+            Duration::ZERO
+        } else if n.is_some_and(|n| n.closed) {
             (self.answer + CLOSE_MARGIN).min(self.hold())
         } else {
             self.hold()
@@ -90,6 +94,8 @@ pub struct NodeFacts {
     pub last_grant: Option<Instant>,
     /// Its last session ended by its stream ending, and no new one opened (the fast path).
     pub closed: bool,
+    /// That end was the node's own kernel closing the connection (a FIN): it answers nothing.
+    pub closed_by_node: bool,
     /// It said `Leaving` in its last session: it answers for nothing any more.
     pub left: bool,
 }
@@ -99,6 +105,8 @@ pub struct NodeFacts {
 pub struct View<'a> {
     /// Pools by name.
     pub pools: &'a BTreeMap<String, FloatingIpPool>,
+    /// The pools that parsed, by name: parsed once when loaded, never per pass.
+    pub parsed: &'a BTreeMap<String, Pool>,
     /// Floating IPs as declared, by name.
     pub fips: &'a BTreeMap<String, FloatingIp>,
     /// Stored states, by floating IP name.
@@ -173,7 +181,6 @@ pub fn decide(view: &View<'_>, timing: &Timing, now: Instant) -> Vec<Action> {
     }
     let mut taken: BTreeSet<IpAddr> = view.states.values().map(|s| s.address).collect();
     taken.extend(view.released.iter().map(|(a, _)| *a));
-    let mut parsed: BTreeMap<&str, Option<Pool>> = BTreeMap::new();
     // Floating IPs that need an owner: (declaration, pool, address, stored epoch, old owner,
     // whether a state is stored).
     let mut orphans = Vec::new();
@@ -195,12 +202,10 @@ pub fn decide(view: &View<'_>, timing: &Timing, now: Instant) -> Vec<Action> {
             Some(s) => (s.address, s.epoch),
             None if in_grace => continue,
             None => {
-                let entry = parsed.entry(pool.name.as_str()).or_insert_with(|| {
-                    Pool::parse(pool)
-                        .map_err(|e| tracing::warn!(pool = %pool.name, "{e}"))
-                        .ok()
-                });
-                let Some(p) = entry.as_ref() else { continue };
+                // A pool that did not parse was warned about when it was loaded.
+                let Some(p) = view.parsed.get(&pool.name) else {
+                    continue;
+                };
                 match allocate(p, fip.address, &taken) {
                     Ok(a) => {
                         taken.insert(a);

@@ -7,10 +7,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{assignments, decide, next_due, owner_alive, Action, NodeFacts, Timing, View};
+use crate::pools::Pool;
 use crate::store::{FloatingIp, FloatingIpPool, FloatingIpState};
 
 struct World {
     pools: BTreeMap<String, FloatingIpPool>,
+    parsed: BTreeMap<String, Pool>,
     fips: BTreeMap<String, FloatingIp>,
     states: BTreeMap<String, FloatingIpState>,
     released: Vec<(IpAddr, Instant)>,
@@ -44,6 +46,7 @@ impl World {
             })
             .collect();
         Self {
+            parsed: BTreeMap::from([("lan".into(), Pool::parse(&pool).unwrap())]),
             pools: BTreeMap::from([("lan".into(), pool)]),
             fips,
             states: BTreeMap::new(),
@@ -83,6 +86,7 @@ impl World {
     fn view(&self) -> View<'_> {
         View {
             pools: &self.pools,
+            parsed: &self.parsed,
             fips: &self.fips,
             states: &self.states,
             released: &self.released,
@@ -325,4 +329,46 @@ fn a_closed_session_moves_after_the_answer_window_and_a_leaving_node_at_once() {
     (a.closed, a.left) = (false, true);
     assert!(!owner_alive(&w.view(), &T, "a", grant_a + ms(1)));
     assert_eq!(swaps(decide(&w.view(), &T, grant_a + ms(1))).len(), 1);
+}
+
+#[test]
+fn a_connection_the_node_closed_moves_at_once_and_a_reset_waits_for_the_answer_window() {
+    let t0 = Instant::now();
+    let mut w = World::new(1, t0);
+    let grant_a = t0 + ms(1000);
+    w.node("a", Some(grant_a));
+    w.node("b", Some(grant_a + ms(10)));
+    w.state("ip-0", "10.0.0.1", Some("a"), 3);
+    // A reset or an error (a firewall, a conntrack flush): a may answer until its window ends.
+    w.nodes.get_mut("a").unwrap().closed = true;
+    assert!(owner_alive(&w.view(), &T, "a", grant_a + ms(20)));
+    assert!(decide(&w.view(), &T, grant_a + ms(20)).is_empty());
+    // The node's kernel sent a FIN: its process closed (gate shut first) or died.
+    w.nodes.get_mut("a").unwrap().closed_by_node = true;
+    assert!(!owner_alive(&w.view(), &T, "a", grant_a + ms(20)));
+    let got = swaps(decide(&w.view(), &T, grant_a + ms(20)));
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].1.node.as_deref(), got[0].1.epoch), (Some("b"), 4));
+    // A FIN is not enough while a session is open: `closed` must be set too (a new session).
+    let a = w.nodes.get_mut("a").unwrap();
+    a.closed = false;
+    assert!(owner_alive(&w.view(), &T, "a", grant_a + ms(20)));
+}
+
+#[test]
+fn addresses_come_from_the_pool_parsed_at_load_and_a_pool_that_did_not_parse_gives_none() {
+    let t0 = Instant::now();
+    let mut w = World::new(1, t0);
+    w.node("a", Some(t0 + ms(1000)));
+    let now = t0 + ms(1010);
+    // The decisions use the parse made when the pool was loaded, not the record (which they
+    // never parse): here the parse says 10.1.0.0/30.
+    let mut other = w.pools["lan"].clone();
+    other.cidrs = vec!["10.1.0.0/30".into()];
+    w.parsed.insert("lan".into(), Pool::parse(&other).unwrap());
+    let got = swaps(decide(&w.view(), &T, now));
+    assert_eq!(got[0].1.address, "10.1.0.1".parse::<IpAddr>().unwrap());
+    // A pool whose record did not parse is absent from `parsed`: nothing is allocated from it.
+    w.parsed.clear();
+    assert!(decide(&w.view(), &T, now).is_empty());
 }

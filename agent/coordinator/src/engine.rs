@@ -28,6 +28,7 @@ use super::calls::{outcome, Calls};
 pub use super::decide::Timing;
 use super::decide::{self, Action, NodeFacts, View};
 use super::leadership::{Change, Lead, LeaderClock, Pace};
+use super::pools::Pool;
 pub use super::sessions::Outbox;
 use super::sessions::{Pushed, Session};
 use crate::store::{FloatingIp, FloatingIpPool, FloatingIpState, Store, StoreError};
@@ -37,9 +38,48 @@ fn cause(inner: &Inner, node: &str) -> &'static str {
     match inner.nodes.get(node) {
         None => "the node has had no session since this coordinator started leading",
         Some(n) if n.facts.left => "the node left (SIGTERM) and handed its addresses over",
+        Some(n) if n.session.is_none() && n.facts.closed_by_node => {
+            "the node's own end closed its session (the agent stopped or died)"
+        }
         Some(n) if n.session.is_none() => "the node's session closed",
         Some(_) => "the node's lease ended: no report in time",
     }
+}
+
+/// How a session's stream ended, for [`Engine::bye`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The stream ended or broke; how is not known (a reset, an error, end of stream): the
+    /// node may answer until its answer window after the last grant.
+    Stream,
+    /// The node's own kernel closed the connection with a FIN (see [`crate::closes`]): the
+    /// node has stopped answering, its addresses move at once.
+    NodeClosed,
+}
+
+/// The pools of `now` that parse: a record unchanged since `before` keeps its parse (and a
+/// bad one is not warned about again); a new or changed one is parsed.
+fn parse_pools(
+    before: &BTreeMap<String, FloatingIpPool>,
+    parsed: &BTreeMap<String, Pool>,
+    now: &BTreeMap<String, FloatingIpPool>,
+) -> BTreeMap<String, Pool> {
+    let mut out = BTreeMap::new();
+    for (name, def) in now {
+        if before.get(name) == Some(def) {
+            if let Some(p) = parsed.get(name) {
+                out.insert(name.clone(), p.clone());
+            }
+            continue;
+        }
+        match Pool::parse(def) {
+            Ok(p) => {
+                out.insert(name.clone(), p);
+            }
+            Err(e) => tracing::warn!(pool = %name, "{e}"),
+        }
+    }
+    out
 }
 
 /// What the coordinator knows of a node.
@@ -58,6 +98,8 @@ struct NodeState {
 struct Inner {
     nodes: BTreeMap<String, NodeState>,
     pools: BTreeMap<String, FloatingIpPool>,
+    /// The pools that parsed, parsed when loaded (again only when a record changes).
+    parsed: BTreeMap<String, Pool>,
     fips: BTreeMap<String, FloatingIp>,
     states: BTreeMap<String, FloatingIpState>,
     /// Addresses whose floating IP was deleted: not handed out again until the instant.
@@ -73,6 +115,7 @@ impl Inner {
         Self {
             nodes: BTreeMap::new(),
             pools: BTreeMap::new(),
+            parsed: BTreeMap::new(),
             fips: BTreeMap::new(),
             states: BTreeMap::new(),
             released: Vec::new(),
@@ -96,6 +139,7 @@ impl Inner {
             n.facts.last_grant = None;
         }
         self.pools.clear();
+        self.parsed.clear();
         self.fips.clear();
         self.states.clear();
         self.released.clear();
@@ -115,6 +159,7 @@ impl Inner {
             .collect();
         f(&View {
             pools: &self.pools,
+            parsed: &self.parsed,
             fips: &self.fips,
             states: &self.states,
             released: &self.released,
@@ -253,6 +298,7 @@ impl Engine {
         node.version.clone_from(&hello.version);
         node.session = Some(session);
         node.facts.closed = false;
+        node.facts.closed_by_node = false;
         node.facts.left = false;
         drop(inner);
         tracing::info!(node = %hello.node_name, session = id, "node session open");
@@ -297,14 +343,16 @@ impl Engine {
     }
 
     /// Ends a session whose stream ended (if it is still the node's current one): its
-    /// addresses may move once its answer window has passed.
-    pub fn bye(&self, node: &str, session: u64) {
+    /// addresses may move once its answer window has passed, or at once when the node's own
+    /// end closed the connection.
+    pub fn bye(&self, node: &str, session: u64, ended: Ended) {
         let mut inner = self.lock();
         if let Some(n) = inner.nodes.get_mut(node) {
             if n.session.as_ref().is_some_and(|s| s.id == session) {
                 n.session = None;
                 n.facts.closed = true;
-                tracing::info!(node, session, "node session closed");
+                n.facts.closed_by_node = ended == Ended::NodeClosed;
+                tracing::info!(node, session, ?ended, "node session closed");
             }
         }
         drop(inner);
@@ -357,7 +405,10 @@ impl Engine {
             .released
             .extend(gone.into_iter().map(|a| (a, now + hold)));
         inner.released.retain(|(_, until)| *until > now);
-        inner.pools = pools.into_iter().map(|p| (p.name.clone(), p)).collect();
+        let pools: BTreeMap<String, FloatingIpPool> =
+            pools.into_iter().map(|p| (p.name.clone(), p)).collect();
+        inner.parsed = parse_pools(&inner.pools, &inner.parsed, &pools);
+        inner.pools = pools;
         inner.fips = fips.into_iter().map(|f| (f.name.clone(), f)).collect();
         inner.states = fresh;
         Ok(())
@@ -391,6 +442,7 @@ impl Engine {
             (actions, causes)
         };
         let mut written = Vec::new();
+        let mut moved = 0u64;
         for (action, cause) in actions.into_iter().zip(causes) {
             let Action::Swap {
                 expected,
@@ -403,12 +455,7 @@ impl Engine {
                     let to = state.node.as_deref();
                     if let Some(from) = &previous {
                         self.failovers.fetch_add(1, Ordering::Relaxed);
-                        if let Err(e) = self
-                            .bounded("count failover", self.store.add_failovers(1))
-                            .await
-                        {
-                            tracing::warn!("counting the failover in the store: {e}");
-                        }
+                        moved += 1;
                         tracing::warn!(name = %state.name, address = %state.address, from = %from,
                             to = to.unwrap_or("no node"), epoch = state.epoch, cause,
                             "floating IP failover");
@@ -435,14 +482,27 @@ impl Engine {
                 }
             }
         }
-        let mut inner = self.lock();
-        let now = Instant::now();
-        let lead = inner.ready(now)?;
-        for s in written {
-            inner.states.insert(s.name.clone(), s);
+        let due = {
+            let mut inner = self.lock();
+            let now = Instant::now();
+            inner.ready(now).and_then(|lead| {
+                for s in written {
+                    inner.states.insert(s.name.clone(), s);
+                }
+                Self::push(&mut inner, lead.term, now);
+                inner.with_view(now, |v| decide::next_due(v, &self.timing, now))
+            })
+        };
+        // Counted after the push: the count is for the status page, the move is not.
+        if moved > 0 {
+            if let Err(e) = self
+                .bounded("count failovers", self.store.add_failovers(moved))
+                .await
+            {
+                tracing::warn!("counting the failovers in the store: {e}");
+            }
         }
-        Self::push(&mut inner, lead.term, now);
-        inner.with_view(now, |v| decide::next_due(v, &self.timing, now))
+        due
     }
 
     /// Sends each connected node its set if it changed.

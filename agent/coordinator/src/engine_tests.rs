@@ -245,3 +245,32 @@ async fn stepping_down_drops_the_copy_of_the_store_and_a_new_lead_reloads_first(
     assert_eq!(engine.term(), Some(3));
     assert_eq!(engine.floating_ips(), [web("node-b", 2, 2)]);
 }
+
+#[test]
+fn pools_are_parsed_when_loaded_and_again_only_when_their_record_changes() {
+    use std::collections::BTreeMap;
+    let def = |cidr: &str| FloatingIpPool {
+        name: "lan".into(),
+        cidrs: vec![cidr.into()],
+        ranges: Vec::new(),
+        exclude: Vec::new(),
+        interface: "eth0".into(),
+        node_selector: BTreeMap::new(),
+    };
+    let none = BTreeMap::new();
+    let v1 = BTreeMap::from([("lan".to_owned(), def("10.0.0.0/30"))]);
+    let p1 = super::parse_pools(&none, &BTreeMap::new(), &v1);
+    assert_eq!(p1.len(), 1);
+    // Unchanged: the earlier parse is kept (a stand-in parse shows it was not redone).
+    let stand_in = BTreeMap::from([(
+        "lan".to_owned(),
+        crate::pools::Pool::parse(&def("10.9.0.0/30")).unwrap(),
+    )]);
+    assert_eq!(super::parse_pools(&v1, &stand_in, &v1), stand_in);
+    // Changed: parsed again; a record that does not parse is left out.
+    let v2 = BTreeMap::from([("lan".to_owned(), def("10.0.0.0/29"))]);
+    assert_ne!(super::parse_pools(&v1, &p1, &v2), p1);
+    let bad = BTreeMap::from([("lan".to_owned(), def("not a cidr"))]);
+    assert!(super::parse_pools(&v1, &p1, &bad).is_empty());
+    assert!(super::parse_pools(&bad, &BTreeMap::new(), &bad).is_empty());
+}

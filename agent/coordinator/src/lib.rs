@@ -5,6 +5,7 @@
 
 pub mod assign;
 pub mod calls;
+pub mod closes;
 pub mod config;
 pub mod decide;
 pub mod engine;

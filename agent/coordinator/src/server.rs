@@ -17,7 +17,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::engine::Engine;
+use super::closes::{Closes, Ending, Watched};
+use super::engine::{Ended, Engine};
 use super::node_auth::{self, Refusal, Refusals, TokenAuth};
 
 /// How many messages may wait for a slow node before assignments are retried.
@@ -62,6 +63,8 @@ pub struct AgentApi {
     engine: Arc<Engine>,
     auth: NodeAuth,
     refusals: Arc<Refusals>,
+    /// How each node connection ended ([`serve`] registers them).
+    closes: Arc<Closes>,
 }
 
 impl AgentApi {
@@ -76,6 +79,7 @@ impl AgentApi {
             engine,
             auth,
             refusals,
+            closes: Arc::default(),
         }
     }
 }
@@ -134,6 +138,7 @@ impl Coordinator for AgentApi {
     ) -> Result<Response<Self::SessionStream>, Status> {
         let certs = request.peer_certs();
         let peer = request.remote_addr();
+        let watch = peer.and_then(|p| self.closes.get(p));
         // With token authentication the token is reviewed before anything else is read.
         let proven = match &self.auth {
             NodeAuth::Token(auth) => {
@@ -191,6 +196,7 @@ impl Coordinator for AgentApi {
         let engine = Arc::clone(&self.engine);
         let node = hello.node_name.clone();
         tokio::spawn(async move {
+            let mut ended = Ended::Stream;
             loop {
                 match inbound.message().await {
                     Ok(Some(NodeMessage {
@@ -208,12 +214,17 @@ impl Coordinator for AgentApi {
                     Ok(Some(_)) => {}
                     Ok(None) => break,
                     Err(e) => {
-                        tracing::debug!(%node, "session stream: {e}");
+                        // The node's own kernel closed the connection (its process closed
+                        // or died, having shut its answer gate): nothing of it answers.
+                        if watch.as_ref().map(|w| w.ending()) == Some(Ending::NodeClosed) {
+                            ended = Ended::NodeClosed;
+                        }
+                        tracing::debug!(%node, ?ended, "session stream: {e}");
                         break;
                     }
                 }
             }
-            engine.bye(&node, session);
+            engine.bye(&node, session, ended);
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
@@ -269,9 +280,14 @@ pub async fn serve(
         .map_err(|e| ServerError::Serve(e.to_string()))?;
     let token = matches!(api.auth, NodeAuth::Token(_));
     tracing::info!(listen = %addr, tls = tls.is_some(), token, "agent API listening");
+    let closes = Arc::clone(&api.closes);
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        move |conn| conn.map(|c| Watched::new(c, &closes)),
+    );
     builder
         .add_service(CoordinatorServer::new(api))
-        .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+        .serve_with_incoming(incoming)
         .await
         .map_err(|e| ServerError::Serve(e.to_string()))
 }

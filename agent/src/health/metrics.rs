@@ -292,7 +292,27 @@ impl Scrape {
             "Sessions opened to the coordinator (reconnects + 1).",
             None,
         );
+        let mut fip_requests = counter(
+            "hearth_floating_ip_requests",
+            "ARP requests and neighbour solicitations seen for a held floating IP on its interface.",
+            None,
+        );
+        let mut fip_answers = counter(
+            "hearth_floating_ip_answers",
+            "ARP replies and neighbour advertisements sent for held floating IPs.",
+            None,
+        );
+        let mut fip_refused = counter(
+            "hearth_floating_ip_refused",
+            "Requests for a held floating IP not answered: the answer gate was shut.",
+            None,
+        );
         for c in s.coordinator.data.iter() {
+            if let Some(r) = c.responder {
+                fip_requests.rows.push((vec![], r.requests as f64));
+                fip_answers.rows.push((vec![], r.answered as f64));
+                fip_refused.rows.push((vec![], r.refused as f64));
+            }
             session.rows.push((vec![], flag(c.session == "connected")));
             lease.rows.push((vec![], flag(c.lease_valid)));
             sessions.rows.push((vec![], c.sessions as f64));
@@ -403,6 +423,9 @@ impl Scrape {
             session,
             lease,
             sessions,
+            fip_requests,
+            fip_answers,
+            fip_refused,
             load,
             mem_total,
             mem_avail,

@@ -90,6 +90,7 @@ fn full() -> Snapshot {
         }),
         coordinator: Section::ok(Coordinator {
             floating_ips: vec![FloatingIpHealth::default()],
+            responder: Some(ResponderCounters::default()),
             ..Coordinator::default()
         }),
         kubelet_registration: Some(Section::ok(KubeletRegistration {

@@ -258,6 +258,20 @@ pub struct Coordinator {
     pub lease_left_ms: Option<u64>,
     /// The floating IPs this node holds under its lease.
     pub floating_ips: Vec<FloatingIpHealth>,
+    /// What answers ARP/NDP for them from this process; null without one.
+    #[serde(default)]
+    pub responder: Option<ResponderCounters>,
+}
+
+/// The floating-IP responder's counters since the agent started.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ResponderCounters {
+    /// ARP requests and neighbour solicitations seen for a held address, on its interface.
+    pub requests: u64,
+    /// Answers sent (ARP replies, solicited neighbour advertisements).
+    pub answered: u64,
+    /// Requests not answered because the answer gate was shut (no lease, session failed).
+    pub refused: u64,
 }
 
 /// The node agent's registration with kubelet (`--kubelet-registration-dir`).

@@ -280,8 +280,10 @@ async fn session(
     status: &Mutex<SessionStatus>,
     leave: &Leave,
 ) -> Result<(), SessionError> {
+    // Over a connection that shuts the answer gate before it closes: the coordinator moves
+    // the addresses at once on this end's FIN.
     let channel: Channel = ep
-        .connect()
+        .connect_with_connector(super::fenced::Connector::new(Arc::clone(holder.gate())))
         .await
         .map_err(|e| SessionError::Transport(format!("connecting to {}: {e}", config.url)))?;
     let mut client = CoordinatorClient::new(channel);

@@ -66,6 +66,14 @@ impl crate::health::SessionSource for SessionHandles {
                     last_announced_unix: held.announced_unix.get(&l.name).map(|t| *t as f64),
                 })
                 .collect(),
+            responder: Some({
+                let c = self.responder.counts();
+                crate::health::snapshot::ResponderCounters {
+                    requests: c.requests,
+                    answered: c.answered,
+                    refused: c.refused,
+                }
+            }),
         }
     }
 }

@@ -86,14 +86,21 @@ struct Target {
 struct Shared {
     table: RwLock<HashMap<IpAddr, Target>>,
     gate: Arc<Gate>,
+    requests: AtomicU64,
     answered: AtomicU64,
     refused: AtomicU64,
 }
 
 impl Shared {
+    /// Where to answer a request for `ip` received on `ifindex`, if it is held there (counted
+    /// as a request seen).
     fn target(&self, ip: IpAddr, ifindex: u32) -> Option<Target> {
         let t = *self.table.read().ok()?.get(&ip)?;
-        (t.ifindex == ifindex).then_some(t)
+        let here = t.ifindex == ifindex;
+        if here {
+            self.requests.fetch_add(1, Ordering::Relaxed);
+        }
+        here.then_some(t)
     }
 
     /// Sends `frame` if the gate is open, counting either way.
@@ -111,9 +118,12 @@ impl Shared {
     }
 }
 
-/// Answers received and refused (gate shut), since start.
+/// Requests seen, answers sent and requests refused (gate shut), since start.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
+    /// ARP requests and neighbour solicitations for a held address, on the interface it is
+    /// held on.
+    pub requests: u64,
     /// Answers sent.
     pub answered: u64,
     /// Requests for a held address not answered because the gate was shut.
@@ -309,6 +319,7 @@ impl Responder {
     /// Answers sent and refused since start.
     pub fn counts(&self) -> Counts {
         Counts {
+            requests: self.shared.requests.load(Ordering::Relaxed),
             answered: self.shared.answered.load(Ordering::Relaxed),
             refused: self.shared.refused.load(Ordering::Relaxed),
         }
