@@ -12,6 +12,7 @@ pub mod csi_sanity;
 pub mod linstor_sim;
 pub mod netns;
 pub mod ovs;
+pub mod python;
 pub mod requests;
 pub mod sessions;
 

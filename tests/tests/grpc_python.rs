@@ -10,70 +10,29 @@
 #![allow(clippy::tests_outside_test_module)] // an integration-test file is a test-only crate
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
+use hearth_tests::python::Venv;
 use hearth_tests::{root_or_skip, Daemon, Sandbox};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn venv_dir() -> PathBuf {
-    std::env::var_os("HEARTH_PYTHON_GRPC_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/python-grpc-venv"))
-}
-
-/// Skips (or, under CI=true, fails) with a reason.
-fn skip(reason: &str) -> Option<PathBuf> {
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "grpcio test: {reason}, and CI=true forbids skipping"
-    );
-    eprintln!("skipping the grpcio test: {reason}");
-    None
-}
-
-fn has_grpcio(python: &Path) -> bool {
-    Command::new(python)
-        .args(["-c", "import grpc, grpc_tools.protoc"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// The venv's python with grpcio and grpcio-tools, installing them when missing.
-fn python() -> Option<PathBuf> {
-    let venv = venv_dir();
-    let python = venv.join("bin/python");
-    if has_grpcio(&python) {
-        return Some(python);
-    }
-    if !python.exists() {
-        let made = Command::new("python3")
-            .arg("-m")
-            .arg("venv")
-            .arg(&venv)
-            .status();
-        if !made.is_ok_and(|s| s.success()) {
-            return skip("python3 with the venv module is not available");
-        }
-    }
-    let pip = Command::new(venv.join("bin/pip"))
-        .args(["install", "--quiet", "grpcio", "grpcio-tools"])
-        .status();
-    if !pip.is_ok_and(|s| s.success()) || !has_grpcio(&python) {
-        return skip("pip install grpcio grpcio-tools failed (PyPI unreachable?)");
-    }
-    Some(python)
-}
+const VENV: Venv<'static> = Venv {
+    what: "grpcio test",
+    env: "HEARTH_PYTHON_GRPC_VENV",
+    default_dir: "python-grpc-venv",
+    packages: &["grpcio", "grpcio-tools"],
+    import: "import grpc, grpc_tools.protoc",
+};
 
 #[test]
 fn python_grpcio_calls_identity_controller_and_node_on_the_unix_socket() {
     if !root_or_skip("python_grpcio") {
         return;
     }
-    let Some(python) = python() else { return };
+    let Some(python) = VENV.python() else { return };
     let sb = Sandbox::new();
     let daemon = Daemon::start(&sb, &[]);
     let scratch = sb.path().join("grpcio-stubs");

@@ -9,11 +9,12 @@
 //! that is a failure.
 #![allow(clippy::tests_outside_test_module)] // an integration-test file is a test-only crate
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 
 use hearth_csi::linstor::client::{ClientConfig, LinstorClient, ViewFilter};
 use hearth_tests::linstor_sim::SimProcess;
+use hearth_tests::python::Venv;
 
 const SCRIPT: &str = r#"
 import json, sys
@@ -45,57 +46,13 @@ with linstor.Linstor(url) as lin:
 print(json.dumps(out))
 "#;
 
-fn venv_dir() -> PathBuf {
-    std::env::var_os("HEARTH_PYTHON_LINSTOR_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/python-linstor-venv")
-        })
-}
-
-/// Skips (or, under CI=true, fails) with a reason.
-fn skip(reason: &str) -> Option<PathBuf> {
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "python-linstor test: {reason}, and CI=true forbids skipping"
-    );
-    eprintln!("skipping python-linstor test: {reason}");
-    None
-}
-
-fn has_linstor(python: &Path) -> bool {
-    Command::new(python)
-        .args(["-c", "import linstor"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// The venv's python with python-linstor, installing it when missing.
-fn python() -> Option<PathBuf> {
-    let venv = venv_dir();
-    let python = venv.join("bin/python");
-    if has_linstor(&python) {
-        return Some(python);
-    }
-    if !python.exists() {
-        let made = Command::new("python3")
-            .arg("-m")
-            .arg("venv")
-            .arg(&venv)
-            .status();
-        if !made.is_ok_and(|s| s.success()) {
-            return skip("python3 with the venv module is not available");
-        }
-    }
-    let pip = Command::new(venv.join("bin/pip"))
-        .args(["install", "--quiet", "python-linstor"])
-        .status();
-    if !pip.is_ok_and(|s| s.success()) || !has_linstor(&python) {
-        return skip("pip install python-linstor failed (PyPI unreachable?)");
-    }
-    Some(python)
-}
+const VENV: Venv<'static> = Venv {
+    what: "python-linstor test",
+    env: "HEARTH_PYTHON_LINSTOR_VENV",
+    default_dir: "python-linstor-venv",
+    packages: &["python-linstor"],
+    import: "import linstor",
+};
 
 /// `linstor-sim` on a free port, stopped when the guard drops (also when the test panics).
 fn start_sim() -> SimProcess {
@@ -121,7 +78,7 @@ fn start_sim() -> SimProcess {
 
 #[tokio::test]
 async fn python_linstor_drives_the_simulator() {
-    let Some(python) = python() else { return };
+    let Some(python) = VENV.python() else { return };
     let sim = start_sim();
     let url = sim.url().to_owned();
     let linstor_url = url.replacen("http://", "linstor://", 1);
