@@ -16,6 +16,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[path = "cluster/leader.rs"]
+mod leader;
+
 const NS: &str = "hearth";
 const BUSYBOX: &str = "localhost/hearth-test/busybox:latest";
 
