@@ -151,6 +151,26 @@ pub struct StatusServeArgs {
     /// API server's own when not given).
     #[arg(long, env = "HEARTH_STATUS_TOKEN_AUDIENCE", value_delimiter = ',')]
     pub status_token_audience: Vec<String>,
+    /// Serve --status-addr over HTTPS with this PEM certificate chain (read again when it
+    /// changes); plain HTTP then answers on loopback only. Needs --status-tls-key-file.
+    #[arg(
+        long,
+        env = "HEARTH_STATUS_TLS_CERT_FILE",
+        requires = "status_tls_key_file",
+        conflicts_with = "status_tls_self_signed"
+    )]
+    pub status_tls_cert_file: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --status-tls-cert-file.
+    #[arg(
+        long,
+        env = "HEARTH_STATUS_TLS_KEY_FILE",
+        requires = "status_tls_cert_file"
+    )]
+    pub status_tls_key_file: Option<std::path::PathBuf>,
+    /// Serve --status-addr over HTTPS with a certificate made in memory at start (for the
+    /// node's name and the listener's address); plain HTTP then answers on loopback only.
+    #[arg(long, env = "HEARTH_STATUS_TLS_SELF_SIGNED")]
+    pub status_tls_self_signed: bool,
 }
 
 /// Lease timings of the agent API (coordinator side; nodes learn them in the Welcome).

@@ -230,6 +230,43 @@ async fn metrics_pass_promtool_and_status_lists_the_volume() {
     assert!(serde_json::from_str::<serde_json::Value>(&json).is_ok());
 }
 
+#[test]
+fn hearth_status_reads_a_status_listener_served_over_tls() {
+    if !root_or_skip("status_tls") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let (_daemon, addr) = start(&sb, &["--status-tls-self-signed"]);
+    let run = |args: &[&str]| {
+        let out = Command::new(hearth_bin())
+            .arg("status")
+            .args(args)
+            .output()
+            .expect("hearth status");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let https = format!("https://{addr}");
+    let (rc, json) = run(&[
+        "--addr",
+        &https,
+        "--insecure-skip-tls-verify",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(rc, 0, "{json}");
+    assert!(json.contains("\"checks\""), "{json}");
+    let (rc, err) = run(&["--addr", &https]);
+    assert_ne!(rc, 0);
+    assert!(err.contains("needs --ca-file"), "{err}");
+    // Plain HTTP stays open on loopback, so `hearth status` on the node needs no flag.
+    let (rc, table) = hearth_status(addr, "table");
+    assert_eq!(rc, 0, "{table}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn unreachable_backend_fails_readiness_with_a_reason() {
     if !root_or_skip("unreachable_backend") {

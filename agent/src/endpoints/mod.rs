@@ -15,6 +15,7 @@
 pub mod access;
 pub mod coordinator;
 pub mod slots;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -243,6 +244,8 @@ pub struct ServePlan {
     pub probe: Option<SocketAddr>,
     /// `--status-auth kubernetes`: who may read `/status` and `/metrics` beyond loopback.
     pub auth: Option<Arc<StatusAuth>>,
+    /// `--status-tls-*`: the status listener serves HTTPS (plain HTTP from loopback only).
+    pub tls: Option<tls::StatusTls>,
 }
 
 /// How one listener serves.
@@ -288,7 +291,12 @@ pub async fn spawn<R: Routes>(plan: &ServePlan, src: R) -> anyhow::Result<()> {
                     inner: Arc::clone(&src),
                     auth: Arc::clone(auth),
                 };
-                tokio::spawn(serve(listener, Arc::new(guarded), STATUS_TUNING));
+                tokio::spawn(serve_with(
+                    listener,
+                    Arc::new(guarded),
+                    STATUS_TUNING,
+                    plan.tls.clone(),
+                ));
             }
             None => {
                 if !addr.ip().is_loopback() {
@@ -296,7 +304,12 @@ pub async fn spawn<R: Routes>(plan: &ServePlan, src: R) -> anyhow::Result<()> {
                         this address (--status-auth none)");
                 }
                 tracing::info!(%addr, "serving /status, /metrics, /healthz and /readyz");
-                tokio::spawn(serve(listener, Arc::clone(&src), STATUS_TUNING));
+                tokio::spawn(serve_with(
+                    listener,
+                    Arc::clone(&src),
+                    STATUS_TUNING,
+                    plan.tls.clone(),
+                ));
             }
         }
     }
@@ -308,8 +321,19 @@ pub async fn spawn<R: Routes>(plan: &ServePlan, src: R) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves the routes on `listener` until the process stops.
+/// Serves the routes on `listener` in plain HTTP until the process stops.
 pub async fn serve<R: Routes + ?Sized>(listener: TcpListener, src: Arc<R>, tuning: Tuning) {
+    serve_with(listener, src, tuning, None).await;
+}
+
+/// Serves the routes on `listener` until the process stops; with `tls`, HTTPS (and plain HTTP
+/// from loopback only, [`tls::classify`]).
+pub async fn serve_with<R: Routes + ?Sized>(
+    listener: TcpListener,
+    src: Arc<R>,
+    tuning: Tuning,
+    tls: Option<tls::StatusTls>,
+) {
     let slots = Slots::new(tuning.limits);
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -328,28 +352,69 @@ pub async fn serve<R: Routes + ?Sized>(listener: TcpListener, src: Arc<R>, tunin
             }
         };
         let src = Arc::clone(&src);
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                let src = Arc::clone(&src);
-                async move {
-                    let (parts, _body) = req.into_parts();
-                    let mut req = Request::from_parts(parts, ());
-                    req.extensions_mut().insert(Peer(peer));
-                    Ok::<_, std::convert::Infallible>(src.route(&req).await)
+            // The whole connection, TLS handshake included, within CONN_LIMIT_TIME; the
+            // handshake and request head within the header timeout.
+            let conn = async {
+                let Some(tls) = tls else {
+                    return connection(stream, peer, src, tuning).await;
+                };
+                let first = tokio::time::timeout(tuning.header_timeout, tls::first_byte(&stream));
+                match first
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|b| tls::classify(b, peer.ip()))
+                {
+                    Some(tls::Kind::Tls) => {
+                        let accept = tls.acceptor().accept(stream);
+                        match tokio::time::timeout(tuning.header_timeout, accept).await {
+                            Ok(Ok(s)) => connection(s, peer, src, tuning).await,
+                            Ok(Err(e)) => tracing::debug!(%peer, "status TLS handshake: {e}"),
+                            Err(_) => tracing::debug!(%peer, "status TLS handshake timed out"),
+                        }
+                    }
+                    Some(tls::Kind::PlainLoopback) => connection(stream, peer, src, tuning).await,
+                    Some(tls::Kind::PlainRemote) => {
+                        use tokio::io::AsyncWriteExt;
+                        let mut stream = stream;
+                        let _ = stream.write_all(tls::USE_HTTPS).await;
+                        let _ = stream.shutdown().await;
+                    }
+                    None => {}
                 }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .header_read_timeout(tuning.header_timeout)
-                .max_buf_size(MAX_HEAD)
-                .timer(hyper_util::rt::TokioTimer::new())
-                .serve_connection(TokioIo::new(stream), svc);
-            match tokio::time::timeout(CONN_LIMIT_TIME, conn).await {
-                Ok(Err(e)) => tracing::debug!("status connection: {e}"),
-                Err(_) => tracing::debug!("status connection closed after {CONN_LIMIT_TIME:?}"),
-                Ok(Ok(())) => {}
+            };
+            if tokio::time::timeout(CONN_LIMIT_TIME, conn).await.is_err() {
+                tracing::debug!("status connection closed after {CONN_LIMIT_TIME:?}");
             }
             drop(slot);
         });
+    }
+}
+
+/// Serves HTTP/1 on one connection (plain or TLS).
+async fn connection<R, IO>(io: IO, peer: SocketAddr, src: Arc<R>, tuning: Tuning)
+where
+    R: Routes + ?Sized,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+        let src = Arc::clone(&src);
+        async move {
+            let (parts, _body) = req.into_parts();
+            let mut req = Request::from_parts(parts, ());
+            req.extensions_mut().insert(Peer(peer));
+            Ok::<_, std::convert::Infallible>(src.route(&req).await)
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .header_read_timeout(tuning.header_timeout)
+        .max_buf_size(MAX_HEAD)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .serve_connection(TokioIo::new(io), svc);
+    if let Err(e) = conn.await {
+        tracing::debug!("status connection: {e}");
     }
 }
 

@@ -1,6 +1,7 @@
 //! The status server over real sockets: a flood of idle connections (the 300) leaves
 //! `/healthz` answering within a second, on the probe listener and, from another source, on the
-//! status listener; `/status` from a non-loopback address is refused without an allowed token.
+//! status listener; `/status` from a non-loopback address is refused without an allowed token;
+//! a TLS listener serves HTTPS, and plain HTTP only to loopback.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -169,4 +170,82 @@ async fn status_from_another_address_needs_an_allowed_token() {
         get(local, ip("127.0.0.1"), "/status", None).await,
         Some(200)
     );
+}
+
+/// A GET over TLS to `to`, trusting `ca` for `name`: the status code, or the error.
+async fn get_tls(
+    to: SocketAddr,
+    ca: &rustls::pki_types::CertificateDer<'static>,
+    name: &str,
+    path: &str,
+) -> Result<u16, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).map_err(|e| e.to_string())?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(to).await.map_err(|e| e.to_string())?;
+    let server =
+        rustls::pki_types::ServerName::try_from(name.to_owned()).map_err(|e| e.to_string())?;
+    let mut c = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(server, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    c.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    // A server that closes without close_notify is fine for HTTP/1.0 reads.
+    let _ = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut raw)).await;
+    crate::status_cmd::parse_answer(&raw)
+        .map(|(code, _)| code)
+        .ok_or_else(|| format!("no HTTP answer: {:?}", String::from_utf8_lossy(&raw)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_listener_serves_https_and_plain_http_only_on_loopback() {
+    use super::tls::{StatusTls, TlsSource};
+    let dir = tempfile::tempdir().unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["node-a".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    let tls = StatusTls::new(&TlsSource::Files { cert, key }).unwrap();
+    let (l, addr) = listener("0.0.0.0").await;
+    tokio::spawn(super::serve_with(
+        l,
+        Arc::new(Echo),
+        STATUS_TUNING,
+        Some(tls),
+    ));
+    let local = SocketAddr::new(ip("127.0.0.1"), addr.port());
+    let ca = made.cert.der().clone();
+    assert_eq!(get_tls(local, &ca, "node-a", "/status").await, Ok(200));
+    assert!(
+        get_tls(local, &ca, "node-b", "/status").await.is_err(),
+        "a name the certificate does not carry"
+    );
+    // `hearth status` on the node, plain on loopback, still works.
+    assert_eq!(
+        get(local, ip("127.0.0.1"), "/status", None).await,
+        Some(200)
+    );
+    let Some(far) = non_loopback_address() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "no global IPv4 address to connect from, and CI=true forbids skipping"
+        );
+        println!("skipping the plain-from-elsewhere half: this machine has no global IPv4 address");
+        return;
+    };
+    let there = SocketAddr::new(far, addr.port());
+    assert_eq!(
+        get(there, far, "/healthz", None).await,
+        Some(400),
+        "plain HTTP from elsewhere"
+    );
+    assert_eq!(get_tls(there, &ca, "node-a", "/healthz").await, Ok(200));
 }

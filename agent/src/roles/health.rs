@@ -12,6 +12,7 @@ use hearth_csi::backend::VolumeBackend;
 use crate::cli::{StatusAuthMode, StatusServeArgs};
 use crate::endpoints::access::kube::KubeAccessReviewer;
 use crate::endpoints::access::StatusAuth;
+use crate::endpoints::tls::{StatusTls, TlsSource};
 use crate::endpoints::StatusSources;
 use crate::health::csi_ops::{CsiRecorder, CsiStatsLayer, CsiStatsService};
 use crate::health::drbd::{DrbdSource, Events2Drbd};
@@ -137,7 +138,38 @@ pub async fn serve_plan(
         status,
         probe: args.probe_addr,
         auth,
+        tls: status_tls(status, args)?,
     })
+}
+
+/// The status listener's TLS from `--status-tls-*`; the self-signed certificate names this
+/// host (`NODE_NAME` or the hostname), `localhost` and the listener's address when it is one.
+fn status_tls(
+    status: Option<std::net::SocketAddr>,
+    args: &StatusServeArgs,
+) -> anyhow::Result<Option<StatusTls>> {
+    let source = match (&args.status_tls_cert_file, &args.status_tls_key_file) {
+        (Some(cert), Some(key)) => TlsSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        _ if args.status_tls_self_signed => {
+            let mut names = vec!["localhost".to_owned()];
+            let host = std::env::var("NODE_NAME")
+                .ok()
+                .or_else(|| nix::unistd::gethostname().ok()?.into_string().ok());
+            names.extend(host);
+            names.extend(
+                status
+                    .map(|a| a.ip())
+                    .filter(|ip| !ip.is_unspecified())
+                    .map(|ip| ip.to_string()),
+            );
+            TlsSource::SelfSigned(names)
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(StatusTls::new(&source).context("--status-tls")?))
 }
 
 /// Wraps a CSI service so its calls are counted.

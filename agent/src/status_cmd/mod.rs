@@ -4,8 +4,10 @@
 //! node's required checks; a coordinator's nodes, owners and volumes), so scripts can test
 //! readiness too; each failed check is printed with the next thing to look at. Owns one plain
 //! HTTP/1.0 GET (with `--token-file`, carrying the token as `Authorization: Bearer`, for an
-//! endpoint served with `--status-auth kubernetes` reached from beyond loopback); touches
-//! nothing else.
+//! endpoint served with `--status-auth kubernetes` reached from beyond loopback; over TLS for
+//! `--addr https://…`, [`tls`]); touches nothing else.
+
+mod tls;
 
 use std::time::Duration;
 
@@ -52,15 +54,25 @@ pub struct StatusArgs {
     /// endpoint with `--status-auth kubernetes` reached from beyond loopback; re-read each run.
     #[arg(long, env = "HEARTH_TOKEN_FILE")]
     pub token_file: Option<std::path::PathBuf>,
+    /// With `--addr https://HOST:PORT` (a listener with `--status-tls-*`): the CA certificates
+    /// (PEM) the server's certificate must chain to.
+    #[arg(
+        long,
+        env = "HEARTH_CA_FILE",
+        conflicts_with = "insecure_skip_tls_verify"
+    )]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// With `--addr https://…`: accept any server certificate (the self-signed one of
+    /// `--status-tls-self-signed`); the answer is still encrypted.
+    #[arg(long, env = "HEARTH_INSECURE_SKIP_TLS_VERIFY")]
+    pub insecure_skip_tls_verify: bool,
 }
 
 /// A failed step of `hearth status`.
 #[derive(Debug, thiserror::Error)]
 pub enum StatusCmdError {
     /// Connecting, sending or reading failed.
-    #[error(
-        "fetching http://{addr}/status: {source} (is the agent running with --status-addr {addr}?)"
-    )]
+    #[error("fetching {addr}/status: {source} (is the agent running with that --status-addr?)")]
     Fetch {
         /// The address.
         addr: String,
@@ -68,10 +80,10 @@ pub enum StatusCmdError {
         source: std::io::Error,
     },
     /// No answer within the timeout.
-    #[error("http://{0}/status did not answer within {FETCH_TIMEOUT:?}")]
+    #[error("{0}/status did not answer within {FETCH_TIMEOUT:?}")]
     Timeout(String),
     /// The answer was not HTTP 200 with a snapshot.
-    #[error("http://{addr}/status answered something else: {what}")]
+    #[error("{addr}/status answered something else: {what}")]
     Answer {
         /// The address.
         addr: String,
@@ -79,7 +91,7 @@ pub enum StatusCmdError {
         what: String,
     },
     /// The endpoint refused the request (401, 403).
-    #[error("http://{addr}/status refused the request (HTTP {code}): {body} (give --token-file with a token allowed to get /status, or ask from the node itself on 127.0.0.1)")]
+    #[error("{addr}/status refused the request (HTTP {code}): {body} (give --token-file with a token allowed to get /status, or ask from the node itself on 127.0.0.1)")]
     Refused {
         /// The address.
         addr: String,
@@ -109,7 +121,23 @@ pub fn request(addr: &str, token: Option<&str>) -> String {
     format!("GET /status HTTP/1.0\r\nHost: {addr}\r\nAccept: application/json\r\n{auth}\r\n")
 }
 
-async fn fetch(addr: &str, token: Option<&str>) -> Result<Vec<u8>, std::io::Error> {
+async fn fetch(args: &StatusArgs, token: Option<&str>) -> Result<Vec<u8>, std::io::Error> {
+    if let Some(addr) = args.addr.strip_prefix("https://") {
+        let addr = addr.trim_end_matches('/');
+        let trust =
+            match (&args.ca_file, args.insecure_skip_tls_verify) {
+                (Some(ca), _) => tls::Trust::Ca(ca),
+                (None, true) => tls::Trust::Insecure,
+                (None, false) => return Err(std::io::Error::other(
+                    "https:// needs --ca-file (or --insecure-skip-tls-verify for a self-signed \
+                     certificate)",
+                )),
+            };
+        let req = request(addr, token);
+        return tls::fetch(addr, req.as_bytes(), trust, MAX_ANSWER).await;
+    }
+    let addr = args.addr.strip_prefix("http://").unwrap_or(&args.addr);
+    let addr = addr.trim_end_matches('/');
     let mut stream = TcpStream::connect(addr).await?;
     let req = request(addr, token);
     stream.write_all(req.as_bytes()).await?;
@@ -128,7 +156,12 @@ pub fn parse_answer(raw: &[u8]) -> Option<(u16, &[u8])> {
 
 /// Runs `hearth status`.
 pub async fn run(args: StatusArgs) -> Result<(), StatusCmdError> {
-    let addr = args.addr.clone();
+    // The URL the messages name.
+    let addr = if args.addr.contains("://") {
+        args.addr.trim_end_matches('/').to_owned()
+    } else {
+        format!("http://{}", args.addr)
+    };
     let token = match &args.token_file {
         Some(path) => Some(
             std::fs::read_to_string(path)
@@ -141,7 +174,7 @@ pub async fn run(args: StatusArgs) -> Result<(), StatusCmdError> {
         ),
         None => None,
     };
-    let raw = tokio::time::timeout(FETCH_TIMEOUT, fetch(&addr, token.as_deref()))
+    let raw = tokio::time::timeout(FETCH_TIMEOUT, fetch(&args, token.as_deref()))
         .await
         .map_err(|_| StatusCmdError::Timeout(addr.clone()))?
         .map_err(|source| StatusCmdError::Fetch {
