@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use hearth_tests::python::Venv;
 use serde::Deserialize;
 use serde_json::Value as Json;
 use serde_yaml_ng::Value as Yaml;
@@ -128,58 +129,18 @@ fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
     out
 }
 
-fn ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-}
-
-/// Prints why a check is skipped; under `CI=true` a skip is a failure.
-fn skip(test: &str, reason: &str) {
-    assert!(!ci(), "{test}: {reason}, and CI=true forbids skipping");
-    eprintln!("skipping {test}: {reason}");
-}
-
-fn venv_dir() -> PathBuf {
-    std::env::var_os("HEARTH_DEPLOY_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/deploy-validate-venv"))
-}
-
 /// The venv's bin directory with both tools, creating the venv when it is missing.
 fn venv_bin(test: &str) -> Option<PathBuf> {
-    let venv = venv_dir();
-    let bin = venv.join("bin");
-    let ready = || {
-        ["check-jsonschema", "kubernetes-validate"]
-            .iter()
-            .all(|t| bin.join(t).exists())
+    let what = format!("{test} test");
+    let venv = Venv {
+        what: &what,
+        env: "HEARTH_DEPLOY_VENV",
+        default_dir: "deploy-validate-venv",
+        packages: &PIP_PACKAGES,
+        import: "import check_jsonschema, kubernetes_validate",
     };
-    if ready() {
-        return Some(bin);
-    }
-    // Parallel tests may race here; pip install is idempotent, and venv creation is too.
-    if !bin.join("python").exists() {
-        let made = Command::new("python3")
-            .arg("-m")
-            .arg("venv")
-            .arg(&venv)
-            .status();
-        if !made.is_ok_and(|s| s.success()) {
-            skip(test, "python3 with the venv module is not available");
-            return None;
-        }
-    }
-    let pip = Command::new(bin.join("pip"))
-        .args(["install", "--quiet"])
-        .args(PIP_PACKAGES)
-        .status();
-    if !pip.is_ok_and(|s| s.success()) || !ready() {
-        skip(
-            test,
-            "pip install check-jsonschema kubernetes-validate failed (PyPI unreachable?)",
-        );
-        return None;
-    }
-    Some(bin)
+    venv.python()?;
+    Some(venv.dir().join("bin"))
 }
 
 fn run(cmd: &mut Command) -> Output {
