@@ -13,11 +13,11 @@
 
 use std::net::IpAddr;
 
-use kube::api::{Api, DeleteParams, PostParams, Preconditions};
+use kube::api::{Api, PostParams};
 use kube::{Resource, ResourceExt};
 
 use super::crd::{claim_object_name, FloatingIPClaim, FloatingIpClaimSpec};
-use super::{is_status, kube_err, FloatingIP};
+use super::{is_status, kube_err, only_if_uid, FloatingIP};
 use crate::store::StoreError;
 
 /// How many times a claim is retried after it was found stale or raced for.
@@ -51,13 +51,7 @@ async fn delete_exact(
     claims: &Api<FloatingIPClaim>,
     claim: &FloatingIPClaim,
 ) -> Result<(), StoreError> {
-    let dp = DeleteParams {
-        preconditions: Some(Preconditions {
-            uid: claim.uid(),
-            resource_version: None,
-        }),
-        ..DeleteParams::default()
-    };
+    let dp = only_if_uid(claim.uid());
     let name = claim.name_any();
     match claims.delete(&name, &dp).await {
         Ok(_) => Ok(()),

@@ -78,6 +78,17 @@ pub(super) fn kube_err(step: &str, err: kube::Error) -> StoreError {
     }
 }
 
+/// Delete options that act only on the object of this uid (not one recreated under its name).
+pub(super) fn only_if_uid(uid: Option<String>) -> DeleteParams {
+    DeleteParams {
+        preconditions: Some(Preconditions {
+            uid,
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    }
+}
+
 pub(super) fn is_status(err: &kube::Error, code: u16) -> bool {
     matches!(err, kube::Error::Api(status) if status.code == code)
 }
@@ -213,13 +224,7 @@ impl Store for KubeStore {
         };
         // Delete the object that was read, then release its address's claim (a crash in
         // between leaves a claim of a gone floating IP: stale, taken over when needed).
-        let dp = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid: existing.uid(),
-                resource_version: None,
-            }),
-            ..DeleteParams::default()
-        };
+        let dp = only_if_uid(existing.uid());
         delete(&self.fips, "floating IP", name, &dp).await?;
         match (&existing.status, existing.uid()) {
             (Some(status), Some(uid)) => {
@@ -384,13 +389,7 @@ impl Store for KubeStore {
             return Ok(());
         };
         // Delete the object that was checked, not one recreated under the name since.
-        let dp = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid: existing.uid(),
-                resource_version: None,
-            }),
-            ..DeleteParams::default()
-        };
+        let dp = only_if_uid(existing.uid());
         delete(&self.volumes, "volume", &name, &dp).await
     }
 
