@@ -61,14 +61,11 @@ fn hearth_pids(pod: &str) -> Vec<i32> {
 
 /// `/status` of the coordinator whose network namespace `pid` is in, on its loopback (open
 /// without a token); `None` when it does not answer within 300 ms.
-fn leads(pid: i32) -> Option<bool> {
+fn leads(pid: i32, port: &str) -> Option<bool> {
     let out = Command::new("nsenter")
         .arg(format!("--net=/proc/{pid}/ns/net"))
         .args(["curl", "-s", "-m", "0.3"])
-        .arg(format!(
-            "http://127.0.0.1:{}/status",
-            cluster_env("STATUS_PORT")
-        ))
+        .arg(format!("http://127.0.0.1:{port}/status"))
         .output()
         .ok()?;
     let v: Value = serde_json::from_slice(&out.stdout).ok()?;
@@ -186,8 +183,9 @@ fn coordinator_fenced_when_its_apiserver_is_black_holed_or_its_pod_paused() {
     };
     let (pids_first, pids_second) = (hearth_pids(&first), hearth_pids(&second));
     let (net_first, net_second) = (pids_first[0], pids_second[0]);
+    let port = cluster_env("STATUS_PORT");
     wait(60, "the second replica to say it is a standby", || {
-        (leads(net_second) == Some(false)).then_some(())
+        (leads(net_second, &port) == Some(false)).then_some(())
     });
     apply(&format!(
         "apiVersion: hearth.io/v1alpha1\nkind: FloatingIPPool\nmetadata: {{name: t19-pool}}\n\
@@ -204,11 +202,12 @@ fn coordinator_fenced_when_its_apiserver_is_black_holed_or_its_pod_paused() {
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = {
         let stop = stop.clone();
+        let port = port.clone();
         std::thread::spawn(move || {
             let mut s = Samples::default();
             let mut next_fip = Instant::now();
             while !stop.load(Ordering::Relaxed) {
-                let (a, b) = (leads(net_first), leads(net_second));
+                let (a, b) = (leads(net_first, &port), leads(net_second, &port));
                 s.total += 1;
                 if a == Some(true) && b == Some(true) {
                     s.two_leaders += 1;
@@ -233,7 +232,7 @@ fn coordinator_fenced_when_its_apiserver_is_black_holed_or_its_pod_paused() {
     wait(
         30,
         "the black-holed replica to say it no longer leads",
-        || (leads(net_first) == Some(false)).then_some(()),
+        || (leads(net_first, &port) == Some(false)).then_some(()),
     );
     std::thread::sleep(Duration::from_secs(3));
     drop(hole);
